@@ -1,0 +1,185 @@
+//! The command line: parse, load configuration, call the library.
+
+use crate::config::{Config, Overrides};
+use crate::platform::{self, ServiceName};
+use clap::{Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const ABOUT: &str = "Anno Platform: web content extraction for AI agents, served to many tenants.";
+
+const AFTER_HELP: &str = "\
+Getting started:
+  anno serve                      run everything in one process (SQLite under ./data)
+                                  and print the admin key on first start
+  curl -s -X POST localhost:5213/v1/admin/tenants \\
+       -H \"Authorization: Bearer $ADMIN_KEY\" -H 'Content-Type: application/json' \\
+       -d '{\"name\":\"Acme\",\"domain\":\"acme.com\",\"contactEmail\":\"ops@acme.com\"}'
+  curl -s localhost:5213/v1/me -H \"Authorization: Bearer $TENANT_KEY\"
+
+Distributed (one service per process, Postgres and Redis):
+  ANNO_DATABASE_URL=postgres://… ANNO_REDIS_URL=redis://… ANNO_KEY_PEPPER=… \\
+      anno serve --service auth
+
+Configuration: defaults, then --config <file>, then ANNO_* variables (ANNO_X__Y for
+nested keys, ANNO_X_FILE for secrets), then flags. `anno config` prints the defaults.";
+
+#[derive(Parser, Debug)]
+#[command(name = "anno", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// A TOML configuration file layered over the defaults.
+    #[arg(long, global = true, env = "ANNO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the platform: every service in one process, or those named by --service.
+    Serve {
+        /// Where the gateway listens [default: 127.0.0.1:5213]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Where the embedded shape keeps its data [default: ./data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Run only this service (repeatable), each on its configured address;
+        /// the others are reached at their configured URLs.
+        #[arg(long = "service", value_enum, value_name = "NAME")]
+        services: Vec<ServiceName>,
+    },
+    /// Apply every service's database migrations, then exit.
+    Migrate {
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Exit 0 when the service at URL is ready (for container probes).
+    Healthcheck {
+        /// A service's base URL or its /ready URL [default: http://127.0.0.1:5213]
+        #[arg(default_value = "http://127.0.0.1:5213")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+    /// Print the documented default configuration.
+    Config,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("anno: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("anno: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Config => {
+            print!("{}", crate::config::DEFAULTS);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { url, timeout } => Ok(healthcheck(&url, Duration::from_secs(timeout)).await),
+        Command::Migrate { data_dir } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides { listen: None, data_dir })?;
+            anno_telemetry::init_logging(config.log_format);
+            platform::migrate_all(&config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, data_dir, services } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides { listen, data_dir })?;
+            anno_telemetry::init_logging(config.log_format);
+            let embedded = services.is_empty();
+            let selected: BTreeSet<ServiceName> =
+                if embedded { ServiceName::ALL.into_iter().collect() } else { services.into_iter().collect() };
+            let mut listeners = Vec::new();
+            for (service, addr) in platform::listen_addresses(&config, &selected, embedded) {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for {}: {e}", service.as_str()))?;
+                listeners.push((service, listener));
+            }
+            platform::run(config, selected, listeners, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+async fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
+    let url = url.trim_end_matches('/');
+    let url = if url.ends_with("/ready") || url.ends_with("/health") { url.to_owned() } else { format!("{url}/ready") };
+    let client = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("anno healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("anno healthcheck: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("anno healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_repeated_services() {
+        let cli = Cli::try_parse_from(["anno", "serve", "--service", "auth", "--service", "tenant"]).unwrap();
+        match cli.command {
+            Command::Serve { services, .. } => assert_eq!(services, [ServiceName::Auth, ServiceName::Tenant]),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["anno", "serve", "--service", "nope"]).is_err());
+    }
+}

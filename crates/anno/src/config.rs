@@ -1,0 +1,229 @@
+//! Layered configuration: compiled-in defaults → file → `ANNO_*` environment →
+//! `ANNO_*_FILE` secrets → flags. Validated after loading.
+
+use anno_telemetry::LogFormat;
+use anno_tenancy::Secret;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+const SECRETS: [&str; 4] = ["admin_key", "key_pepper", "database_url", "redis_url"];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<Secret>,
+    pub database_max_connections: u32,
+    pub migrate_on_start: bool,
+    pub redis_url: Option<Secret>,
+    pub bus_namespace: String,
+    pub admin_key: Option<Secret>,
+    pub key_pepper: Option<Secret>,
+    pub log_format: LogFormat,
+    pub services: Services,
+    pub gateway: GatewaySection,
+    pub auth: AuthSection,
+    pub tenant: TenantSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    pub auth: Endpoint,
+    pub tenant: Endpoint,
+    pub config: Endpoint,
+    pub core: Endpoint,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub listen: SocketAddr,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    pub verification_ttl_seconds: u64,
+    pub tenant_ttl_seconds: u64,
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub internal_token_ttl_seconds: u64,
+    pub access_token_ttl_seconds: u64,
+    pub last_used_flush_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub trial_days: u32,
+    pub sweep_interval_seconds: u64,
+}
+
+/// Command-line values that override every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The top-level keys, which are also what `ANNO_*` variables may name.
+fn known_keys() -> Vec<String> {
+    DEFAULTS
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter_map(|line| {
+            let line = line.trim().trim_start_matches("# ");
+            let key = line.split_once('=')?.0.trim();
+            key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then(|| key.to_owned())
+        })
+        .chain(["services", "gateway", "auth", "tenant"].map(String::from))
+        .collect()
+}
+
+impl Config {
+    /// Loads the layers from the process environment.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        Self::load_from(file, overrides, std::env::vars())
+    }
+
+    /// Loads the layers with the given environment (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("ANNO_")).collect();
+        let known = known_keys();
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "the configuration file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        for (name, value) in &env {
+            let key = name["ANNO_".len()..].to_lowercase();
+            let top = key.split("__").next().unwrap_or_default();
+            if let Some(secret) = top.strip_suffix("_file").filter(|s| SECRETS.contains(s)) {
+                let content =
+                    std::fs::read_to_string(value).map_err(|e| anyhow::anyhow!("reading {name} ({value}): {e}"))?;
+                figment = figment.merge(Serialized::default(secret, content.trim()));
+            } else if SECRETS.contains(&top) {
+                figment = figment.merge(Serialized::default(top, value));
+            } else if known.iter().any(|k| k == top) {
+                figment = figment.merge(Serialized::default(&key.replace("__", "."), parse_scalar(value)));
+            } else if top != "config" {
+                tracing::warn!(variable = %name, "ignoring an unknown ANNO_ variable");
+            }
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen.to_string()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(pepper) = &self.key_pepper {
+            anyhow::ensure!(pepper.expose().len() >= 32, "key_pepper must be at least 32 characters");
+        }
+        if let Some(admin) = &self.admin_key {
+            anyhow::ensure!(admin.expose().len() >= 24, "admin_key must be at least 24 characters");
+        }
+        anyhow::ensure!(self.database_max_connections >= 1, "database_max_connections must be at least 1");
+        anyhow::ensure!(!self.bus_namespace.is_empty(), "bus_namespace may not be empty");
+        anyhow::ensure!(self.tenant.trial_days >= 1, "tenant.trial_days must be at least 1");
+        for (name, endpoint) in self.services.iter() {
+            anno_api::transport::http(&endpoint.url).map_err(|e| anyhow::anyhow!("services.{name}.url: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    pub fn iter(&self) -> [(&'static str, &Endpoint); 4] {
+        [("auth", &self.auth), ("tenant", &self.tenant), ("config", &self.config), ("core", &self.core)]
+    }
+}
+
+/// Environment values are strings; numbers and booleans are read as such.
+fn parse_scalar(value: &str) -> figment::value::Value {
+    if let Ok(b) = value.parse::<bool>() {
+        return b.into();
+    }
+    if let Ok(n) = value.parse::<i64>() {
+        return n.into();
+    }
+    value.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_load_and_document_every_key() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:5213");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert!(config.database_url.is_none() && config.redis_url.is_none());
+        assert_eq!(config.tenant.trial_days, 14);
+        for key in ["database_url", "redis_url", "admin_key", "key_pepper"] {
+            assert!(known_keys().iter().any(|k| k == key), "{key} is not documented");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let dir = std::env::temp_dir().join(format!("anno-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("anno.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\n[tenant]\ntrial_days = 30\n").unwrap();
+        let pepper = dir.join("pepper");
+        std::fs::write(&pepper, "p".repeat(40) + "\n").unwrap();
+        let vars = env(&[
+            ("ANNO_LISTEN", "127.0.0.1:7001"),
+            ("ANNO_GATEWAY__VERIFICATION_TTL_SECONDS", "7"),
+            ("ANNO_KEY_PEPPER_FILE", pepper.to_str().unwrap()),
+            ("ANNO_DATABASE_URL", "postgres://db/anno"),
+            ("ANNO_NOT_A_SETTING", "x"),
+        ]);
+        let config = Config::load_from(Some(&file), &Overrides::default(), vars.clone()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(config.tenant.trial_days, 30);
+        assert_eq!(config.gateway.verification_ttl_seconds, 7);
+        assert_eq!(config.key_pepper.unwrap().expose(), "p".repeat(40));
+        assert_eq!(config.database_url.unwrap().expose(), "postgres://db/anno");
+        let flags = Overrides { listen: Some("127.0.0.1:7002".parse().unwrap()), data_dir: Some("/tmp/x".into()) };
+        let config = Config::load_from(Some(&file), &flags, vars).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7002");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let err = Config::load_from(None, &Overrides::default(), env(&[("ANNO_KEY_PEPPER", "short")])).unwrap_err();
+        assert!(err.to_string().contains("key_pepper"), "{err}");
+        let err =
+            Config::load_from(None, &Overrides::default(), env(&[("ANNO_TENANT__TRIAL_DAYS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("trial_days"), "{err}");
+    }
+}

@@ -1,0 +1,264 @@
+//! Composes the services: all in one process (embedded) or a chosen few, reaching
+//! the others over HTTP (distributed). The HTTP contract is the same either way.
+
+use crate::config::Config;
+use anno_api::auth::AuthClient;
+use anno_api::client::ServiceClient;
+use anno_api::token::{KeySource, TokenVerifier};
+use anno_api::transport::{self, Transport};
+use anno_bus::Bus;
+use anno_store::{Backend, DatabaseTarget, Db};
+use anno_tenancy::Secret;
+use axum::Router;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum ServiceName {
+    Gateway,
+    Auth,
+    Tenant,
+    Config,
+    Core,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 5] =
+        [ServiceName::Gateway, ServiceName::Auth, ServiceName::Tenant, ServiceName::Config, ServiceName::Core];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Gateway => "gateway",
+            ServiceName::Auth => "auth",
+            ServiceName::Tenant => "tenant",
+            ServiceName::Config => "config",
+            ServiceName::Core => "core",
+        }
+    }
+
+    /// The database schema (or SQLite file) the service owns, if it has one.
+    pub fn schema(self) -> Option<&'static str> {
+        match self {
+            ServiceName::Gateway => None,
+            other => Some(other.as_str()),
+        }
+    }
+}
+
+/// The routers built for this process, and how to reach those built elsewhere.
+pub struct Built {
+    pub routers: Vec<(ServiceName, Router)>,
+}
+
+/// Opens the database of one service, migrating it when configured to.
+async fn open(config: &Config, target: &DatabaseTarget, service: ServiceName) -> anyhow::Result<Db> {
+    let schema = service.schema().unwrap_or("gateway");
+    let db = target.open(schema, config.database_max_connections).await?;
+    if config.migrate_on_start {
+        db.migrate(migrations(service)).await?;
+    }
+    Ok(db)
+}
+
+pub fn migrations(service: ServiceName) -> &'static [anno_store::Migration] {
+    match service {
+        ServiceName::Auth => anno_auth::MIGRATIONS,
+        ServiceName::Tenant => anno_tenant::MIGRATIONS,
+        ServiceName::Gateway | ServiceName::Config | ServiceName::Core => &[],
+    }
+}
+
+pub fn database_target(config: &Config) -> anyhow::Result<DatabaseTarget> {
+    DatabaseTarget::new(config.database_url.as_ref().map(Secret::expose), &config.data_dir)
+}
+
+/// `anno migrate`: every service's migrations.
+pub async fn migrate_all(config: &Config) -> anyhow::Result<()> {
+    let target = database_target(config)?;
+    for service in ServiceName::ALL {
+        if let Some(schema) = service.schema() {
+            let db = target.open(schema, 1).await?;
+            let applied = db.migrate(migrations(service)).await?;
+            tracing::info!(service = service.as_str(), applied, "migrations up to date");
+        }
+    }
+    Ok(())
+}
+
+/// The digest pepper: configured, or with SQLite generated once into the data dir.
+fn pepper(config: &Config, target: &DatabaseTarget) -> anyhow::Result<Secret> {
+    if let Some(pepper) = &config.key_pepper {
+        return Ok(pepper.clone());
+    }
+    anyhow::ensure!(
+        target.backend() == Backend::Sqlite,
+        "ANNO_KEY_PEPPER must be set (the same on every auth replica) when the database is Postgres"
+    );
+    stored_secret(&config.data_dir.join("secrets").join("key-pepper"))
+}
+
+fn stored_secret(path: &Path) -> anyhow::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(Secret::new(existing.trim()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let value = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(value.as_bytes())?;
+    Ok(Secret::new(value))
+}
+
+/// Builds the routers of the selected services. The others are reached at their
+/// configured URLs.
+pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow::Result<Built> {
+    let bus = match &config.redis_url {
+        Some(url) => Bus::redis(url.expose(), &config.bus_namespace).await?,
+        None => Bus::in_process(),
+    };
+    let target = database_target(config)?;
+    let remote = |name: &str| -> anyhow::Result<Transport> {
+        let endpoint = config.services.iter().into_iter().find(|(n, _)| *n == name).map(|(_, e)| e.url.clone());
+        let url = endpoint.ok_or_else(|| anyhow::anyhow!("no URL configured for {name}"))?;
+        transport::http(&url).map_err(anyhow::Error::msg)
+    };
+    let mut routers = Vec::new();
+
+    let auth_transport = if selected.contains(&ServiceName::Auth) {
+        let db = open(config, &target, ServiceName::Auth).await?;
+        let settings = anno_auth::Settings {
+            pepper: pepper(config, &target)?,
+            admin_key: config.admin_key.clone(),
+            internal_token_ttl: Duration::from_secs(config.auth.internal_token_ttl_seconds),
+            access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_seconds),
+            last_used_flush: Duration::from_secs(config.auth.last_used_flush_seconds.max(1)),
+        };
+        let router = anno_auth::router(anno_auth::AuthState::new(db, bus.clone(), settings).await?);
+        routers.push((ServiceName::Auth, router.clone()));
+        transport::in_process(router)
+    } else {
+        remote("auth")?
+    };
+    let verifier = TokenVerifier::new(KeySource::Remote(ServiceClient::new("auth", auth_transport.clone())));
+
+    let tenant_transport = if selected.contains(&ServiceName::Tenant) {
+        let db = open(config, &target, ServiceName::Tenant).await?;
+        let settings = anno_tenant::Settings {
+            trial_days: config.tenant.trial_days,
+            sweep_interval: Duration::from_secs(config.tenant.sweep_interval_seconds.max(1)),
+        };
+        let auth = AuthClient(ServiceClient::new("auth", auth_transport.clone()));
+        let state = anno_tenant::TenantState::new(db, bus.clone(), auth, verifier.clone(), settings).await?;
+        let router = anno_tenant::router(state);
+        routers.push((ServiceName::Tenant, router.clone()));
+        transport::in_process(router)
+    } else {
+        remote("tenant")?
+    };
+
+    let config_transport = if selected.contains(&ServiceName::Config) {
+        let db = open(config, &target, ServiceName::Config).await?;
+        let router = anno_config::router(anno_config::State::new(db, bus.clone(), verifier.clone()));
+        routers.push((ServiceName::Config, router.clone()));
+        transport::in_process(router)
+    } else {
+        remote("config")?
+    };
+
+    let core_transport = if selected.contains(&ServiceName::Core) {
+        let db = open(config, &target, ServiceName::Core).await?;
+        let router = anno_core::router(anno_core::State::new(db, bus.clone(), verifier.clone()));
+        routers.push((ServiceName::Core, router.clone()));
+        transport::in_process(router)
+    } else {
+        remote("core")?
+    };
+
+    if selected.contains(&ServiceName::Gateway) {
+        let upstreams = anno_gateway::Upstreams {
+            auth: auth_transport,
+            tenant: tenant_transport,
+            config: config_transport,
+            core: core_transport,
+        };
+        let settings = anno_gateway::Settings {
+            verification_ttl: Duration::from_secs(config.gateway.verification_ttl_seconds),
+            tenant_ttl: Duration::from_secs(config.gateway.tenant_ttl_seconds),
+            request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
+        };
+        let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), settings));
+        routers.insert(0, (ServiceName::Gateway, router));
+    }
+    Ok(Built { routers })
+}
+
+/// Where each service of this process listens: embedded, only the gateway
+/// (on `listen`); otherwise each selected service on its own address.
+pub fn listen_addresses(
+    config: &Config,
+    selected: &BTreeSet<ServiceName>,
+    embedded: bool,
+) -> Vec<(ServiceName, std::net::SocketAddr)> {
+    selected
+        .iter()
+        .filter(|s| !embedded || **s == ServiceName::Gateway)
+        .map(|s| {
+            let addr = match s {
+                ServiceName::Gateway => config.listen,
+                ServiceName::Auth => config.services.auth.listen,
+                ServiceName::Tenant => config.services.tenant.listen,
+                ServiceName::Config => config.services.config.listen,
+                ServiceName::Core => config.services.core.listen,
+            };
+            (*s, addr)
+        })
+        .collect()
+}
+
+/// Builds the selected services and serves them on the given listeners until
+/// `shutdown` resolves; in-flight requests are drained before it returns.
+pub async fn run(
+    config: Config,
+    selected: BTreeSet<ServiceName>,
+    listeners: Vec<(ServiceName, TcpListener)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let built = build(&config, &selected).await?;
+    let token = CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for (service, listener) in listeners {
+        let router = built
+            .routers
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| anyhow::anyhow!("{} is not built in this process", service.as_str()))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(service = service.as_str(), %addr, "listening");
+        let stop = token.clone();
+        servers.spawn(
+            async move { anno_api::server::serve(listener, router, async move { stop.cancelled().await }).await },
+        );
+    }
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    while let Some(result) = servers.join_next().await {
+        // One server failing brings the others down with it.
+        token.cancel();
+        result??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The auth service's contract: API keys, users, login, verification, JWKS.
+
+use crate::client::{CallError, ServiceClient};
+use crate::token::PrincipalKind;
+use anno_tenancy::{KeyId, Role, ScopeSet, TenantId, UserId};
+use http::Method;
+use jsonwebtoken::jwk::JwkSet;
+use serde::{Deserialize, Serialize};
+
+/// An API key as listed: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub name: String,
+    /// The first characters of the key, to recognise it (`anno_live_AbCd1234`).
+    pub prefix: String,
+    pub scopes: ScopeSet,
+    pub status: KeyStatus,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// A key just created: the only response that ever carries the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The secret; shown once.
+    #[serde(rename = "key")]
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    pub scopes: ScopeSet,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// How long the old key keeps working; 0 ends it now.
+    #[serde(default)]
+    pub grace_period_seconds: u64,
+}
+
+/// A credential to verify: an API key, an admin key, or a user access token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyRequest {
+    pub credential: String,
+}
+
+/// Who a credential belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// Key id, user id or admin key id.
+    pub id: String,
+    pub name: String,
+    pub tenant_id: Option<TenantId>,
+    pub scopes: ScopeSet,
+    /// When the credential stops working (ms since the epoch), if it does.
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub principal: Principal,
+    /// An internal token for this principal, to forward to services.
+    pub token: String,
+    pub token_expires_at_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub role: Role,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    pub scopes: ScopeSet,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// Events the auth service publishes on `platform:auth`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum AuthEvent {
+    /// A key stopped working or its expiry moved: drop cached verifications.
+    #[serde(rename = "key.changed", rename_all = "camelCase")]
+    KeyChanged { tenant_id: Option<TenantId>, key_id: String },
+}
+
+pub const AUTH_TOPIC: &str = "auth";
+
+/// Typed client of the auth service.
+#[derive(Clone)]
+pub struct AuthClient(pub ServiceClient);
+
+impl AuthClient {
+    pub async fn verify(&self, credential: &str) -> Result<VerifyResponse, CallError> {
+        let body = VerifyRequest { credential: credential.to_owned() };
+        self.0.call(Method::POST, "/internal/v1/verify", None, Some(&body)).await
+    }
+
+    pub async fn jwks(&self) -> Result<JwkSet, CallError> {
+        self.0.call(Method::GET, "/internal/v1/jwks", None, None::<&()>).await
+    }
+
+    /// Creates a tenant's first key, with every scope. `admin_token` is the
+    /// calling admin's internal token.
+    pub async fn create_first_key(&self, admin_token: &str, tenant: &TenantId) -> Result<CreatedKey, CallError> {
+        let path = format!("/internal/v1/tenants/{tenant}/keys");
+        self.0.call(Method::POST, &path, Some(admin_token), None::<&()>).await
+    }
+}

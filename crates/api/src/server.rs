@@ -1,0 +1,96 @@
+//! The router scaffolding every service shares: health routes, fallbacks and the
+//! middleware stack, written down once.
+
+use anno_errors::{ApiError, RequestId};
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// What `/ready` checks: the service's database, Redis, and whatever else it needs.
+#[derive(Clone)]
+pub struct Readiness(Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>);
+
+impl Readiness {
+    pub fn new<F, Fut>(check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Readiness(Arc::new(move || Box::pin(check())))
+    }
+
+    pub async fn check(&self) -> Result<(), String> {
+        (self.0)().await
+    }
+}
+
+/// Adds `/health`, `/ready` and `/metrics`, our 404/405 bodies, and the middleware
+/// stack to a service's routes.
+///
+/// Order, from the outside in:
+/// 1. request id — accept a well-formed `X-Request-ID` or make one; echo it; every
+///    error body below carries it;
+/// 2. trace span — method, matched route, request id;
+/// 3. metrics — count and latency by matched route and status;
+/// 4. catch panic — a panicking handler is a 500 problem, not a dropped connection;
+/// 5. timeout — a handler that takes longer than `timeout` is a 504 problem.
+pub fn finish(service: &'static str, routes: Router, readiness: Readiness, timeout: Duration) -> Router {
+    let ready = move || {
+        let readiness = readiness.clone();
+        async move {
+            match readiness.check().await {
+                Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+                Err(cause) => ApiError::unavailable(format!("{service} not ready: {cause}")).into_response(),
+            }
+        }
+    };
+    routes
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(anno_telemetry::metrics_handler))
+        .fallback(anno_errors::not_found_fallback)
+        .method_not_allowed_fallback(anno_errors::method_not_allowed_fallback)
+        // Layers run outside-in from the last added; so listed here inside-out.
+        .layer(middleware::from_fn_with_state(timeout, time_limit))
+        .layer(CatchPanicLayer::custom(anno_errors::panic_response))
+        .layer(middleware::from_fn_with_state(service, anno_telemetry::http_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request| {
+            let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched");
+            let request_id = request.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("");
+            tracing::info_span!("request", service, method = %request.method(), route, request.id = request_id)
+        }))
+        .layer(middleware::from_fn(anno_errors::with_request_id))
+}
+
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::new(http::StatusCode::GATEWAY_TIMEOUT, "timeout", "The request took too long.").into_response()
+        }
+    }
+}
+
+/// Serves a router until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,154 @@
+//! Publish/subscribe between services: Redis pub/sub when distributed, a tokio
+//! broadcast channel when everything runs in one process.
+//!
+//! Pub/sub may drop messages (a reconnect, a slow subscriber). Subscribers are told
+//! so with [`BusMessage::Resync`] and must then rebuild whatever they derived from
+//! the messages (drop caches, compare versions).
+
+use futures::StreamExt;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusMessage {
+    Event {
+        channel: String,
+        payload: String,
+    },
+    /// Messages may have been missed: rebuild derived state.
+    Resync,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: broadcast::Sender<BusMessage>,
+    redis: Option<RedisBus>,
+}
+
+struct RedisBus {
+    namespace: String,
+    conn: redis::aio::ConnectionManager,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(redis) = &self.redis {
+            redis.listener.abort();
+        }
+    }
+}
+
+const CAPACITY: usize = 1024;
+
+impl Bus {
+    /// A bus for one process.
+    pub fn in_process() -> Self {
+        let (local, _) = broadcast::channel(CAPACITY);
+        Bus { inner: Arc::new(Inner { local, redis: None }) }
+    }
+
+    /// A bus over Redis. `namespace` prefixes every channel, so several
+    /// installations (or test runs) can share one Redis.
+    pub async fn redis(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+        let (local, _) = broadcast::channel(CAPACITY);
+        let listener = tokio::spawn(listen(client, namespace.to_owned(), local.clone()));
+        Ok(Bus {
+            inner: Arc::new(Inner { local, redis: Some(RedisBus { namespace: namespace.to_owned(), conn, listener }) }),
+        })
+    }
+
+    pub fn is_distributed(&self) -> bool {
+        self.inner.redis.is_some()
+    }
+
+    /// Publishes a JSON payload on a channel (see `anno_tenancy::bus_channel`).
+    pub async fn publish<T: Serialize + ?Sized>(&self, channel: &str, payload: &T) -> anyhow::Result<()> {
+        let payload = serde_json::to_string(payload)?;
+        match &self.inner.redis {
+            None => {
+                // No receivers is not an error: nobody needed to know.
+                let _ = self.inner.local.send(BusMessage::Event { channel: channel.to_owned(), payload });
+            }
+            Some(redis) => {
+                let mut conn = redis.conn.clone();
+                let full = format!("{}:{channel}", redis.namespace);
+                redis::cmd("PUBLISH").arg(full).arg(payload).query_async::<i64>(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message on every channel from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.inner.local.subscribe()
+    }
+
+    /// Readiness: Redis answers (always true in process).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        if let Some(redis) = &self.inner.redis {
+            let mut conn = redis.conn.clone();
+            redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Holds a pattern subscription on `{namespace}:*`, forwarding messages to local
+/// subscribers; after every (re)connection it tells them to resynchronise.
+async fn listen(client: redis::Client, namespace: String, local: broadcast::Sender<BusMessage>) {
+    let prefix = format!("{namespace}:");
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.psubscribe(format!("{prefix}*")).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    let _ = local.send(BusMessage::Resync);
+                    let mut stream = pubsub.on_message();
+                    while let Some(msg) = stream.next().await {
+                        let channel = msg.get_channel_name();
+                        let Some(channel) = channel.strip_prefix(&prefix) else { continue };
+                        match msg.get_payload::<String>() {
+                            Ok(payload) => {
+                                let _ = local.send(BusMessage::Event { channel: channel.to_owned(), payload });
+                            }
+                            Err(e) => tracing::warn!(error = %e, "dropping a bus message that is not text"),
+                        }
+                    }
+                    tracing::warn!("bus subscription to Redis ended; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "subscribing on Redis failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "connecting to Redis for the bus failed"),
+        }
+        let _ = local.send(BusMessage::Resync);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_subscribers_receive_published_events() {
+        let bus = Bus::in_process();
+        let mut rx = bus.subscribe();
+        bus.publish("platform:auth", &serde_json::json!({"type": "key.revoked"})).await.unwrap();
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            BusMessage::Event { channel: "platform:auth".into(), payload: r#"{"type":"key.revoked"}"#.into() }
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `POST /internal/v1/verify`: the gateway asks who a credential belongs to and
+//! gets an internal token for it. Every failure is the same 401.
+
+use crate::AuthState;
+use crate::credentials::{ADMIN_PREFIX, KEY_PREFIX, digest, digests_match, looks_like};
+use crate::{admin, keys, users};
+use anno_api::auth::{Principal, VerifyRequest, VerifyResponse};
+use anno_api::token::{ACCESS_AUDIENCE, INTERNAL_AUDIENCE, PrincipalKind};
+use anno_errors::{ApiError, ApiJson, ApiResult};
+use anno_tenancy::{ScopeSet, now_ms};
+use axum::Json;
+use axum::extract::State;
+
+pub async fn verify(
+    State(state): State<AuthState>,
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<VerifyResponse>> {
+    let principal = resolve(&state, &request.credential).await?;
+    let (token, token_expires_at_ms) = state.inner.signer.sign(
+        INTERNAL_AUDIENCE,
+        principal.kind,
+        &principal.id,
+        principal.tenant_id.as_ref(),
+        principal.scopes,
+        state.inner.settings.internal_token_ttl,
+        principal.expires_at_ms,
+    )?;
+    Ok(Json(VerifyResponse { principal, token, token_expires_at_ms }))
+}
+
+/// Who a credential belongs to, if it is valid now.
+pub async fn resolve(state: &AuthState, credential: &str) -> ApiResult<Principal> {
+    let pepper = state.inner.settings.pepper.expose();
+    if looks_like(credential, KEY_PREFIX) {
+        let wanted = digest(pepper, credential);
+        let key = keys::find_by_digest(state.db(), &wanted).await?.ok_or_else(ApiError::unauthorized)?;
+        let now = now_ms();
+        let live =
+            digests_match(&key.digest, &wanted) && key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now);
+        if !live {
+            return Err(ApiError::unauthorized());
+        }
+        if let Ok(mut pending) = state.inner.last_used.lock() {
+            pending.insert(key.id.clone(), now);
+        }
+        return Ok(Principal {
+            kind: PrincipalKind::Key,
+            id: key.id,
+            name: key.name,
+            tenant_id: Some(key.tenant_id),
+            scopes: key.scopes,
+            expires_at_ms: key.expires_at,
+        });
+    }
+    if credential.split('.').count() == 3 {
+        let claims = state.inner.verifier.verify(credential, ACCESS_AUDIENCE).await?;
+        let user = users::find_active(state.db(), &claims.sub).await?.ok_or_else(ApiError::unauthorized)?;
+        if Some(&user.tenant_id) != claims.ten.as_ref() {
+            return Err(ApiError::unauthorized());
+        }
+        return Ok(Principal {
+            kind: PrincipalKind::User,
+            id: user.id.to_string(),
+            name: user.email.clone(),
+            tenant_id: Some(user.tenant_id.clone()),
+            scopes: user.role.scopes(),
+            expires_at_ms: Some(claims.exp * 1000),
+        });
+    }
+    // A generated admin key has its prefix; a configured one may be any long secret.
+    if looks_like(credential, ADMIN_PREFIX) || credential.len() >= 24 {
+        let id = admin::find(state.db(), &digest(pepper, credential)).await?.ok_or_else(ApiError::unauthorized)?;
+        return Ok(Principal {
+            kind: PrincipalKind::Admin,
+            id,
+            name: "platform admin".to_owned(),
+            tenant_id: None,
+            scopes: ScopeSet::default(),
+            expires_at_ms: None,
+        });
+    }
+    Err(ApiError::unauthorized())
+}

@@ -1,0 +1,59 @@
+//! The gateway: the only service facing clients. It authenticates keys and access
+//! tokens (with a short cache that the bus keeps honest), authorizes by route
+//! scope and tenant status, strips client-sent internal headers, and forwards to
+//! the owning service with a short-lived internal token.
+
+mod authn;
+mod proxy;
+mod routes;
+
+pub use authn::{Authenticated, Authenticator};
+pub use routes::router;
+
+use anno_api::auth::AuthClient;
+use anno_api::tenant::TenantClient;
+use anno_api::transport::Transport;
+use anno_bus::Bus;
+use std::time::Duration;
+
+pub const SERVICE: &str = "gateway";
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a verified credential is trusted without asking auth again. The
+    /// bus cuts it short on revocation; this bounds a missed message.
+    pub verification_ttl: Duration,
+    /// How long a tenant's status and plan are cached; the bus cuts it short too.
+    pub tenant_ttl: Duration,
+    /// Longest a proxied request may take.
+    pub request_timeout: Duration,
+}
+
+/// Where each service is reached.
+#[derive(Clone)]
+pub struct Upstreams {
+    pub auth: Transport,
+    pub tenant: Transport,
+    pub config: Transport,
+    pub core: Transport,
+}
+
+#[derive(Clone)]
+pub struct GatewayState {
+    authn: Authenticator,
+    upstreams: Upstreams,
+    bus: Bus,
+}
+
+impl GatewayState {
+    pub fn new(upstreams: Upstreams, bus: Bus, settings: Settings) -> Self {
+        let auth = AuthClient(anno_api::client::ServiceClient::new("auth", upstreams.auth.clone()));
+        let tenant = TenantClient(anno_api::client::ServiceClient::new("tenant", upstreams.tenant.clone()));
+        let authn = Authenticator::new(auth, tenant, &bus, &settings);
+        GatewayState { authn, upstreams, bus }
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authn
+    }
+}

@@ -1,0 +1,187 @@
+//! The public API's route table: each route names the service that owns it and
+//! what a caller needs to reach it.
+
+use crate::authn::{Authenticated, is_admin};
+use crate::{GatewayState, SERVICE, proxy};
+use anno_api::server::{Readiness, finish};
+use anno_api::transport::Transport;
+use anno_errors::ApiError;
+use anno_tenancy::Scope;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use http::header;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+enum Upstream {
+    Auth,
+    Tenant,
+    Config,
+    Core,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// No credential needed (login).
+    Public,
+    /// The platform admin key.
+    Admin,
+    /// A tenant's key or user holding this scope.
+    Scoped(Scope),
+    /// Any tenant credential.
+    AnyTenant,
+}
+
+#[derive(Clone, Copy)]
+struct Route {
+    upstream: Upstream,
+    access: Access,
+}
+
+/// The public routes, in one table.
+fn table() -> Vec<(&'static str, MethodFilter, Option<Upstream>, Access)> {
+    use Access::{Admin, AnyTenant, Public, Scoped};
+    use Scope as S;
+    use Upstream as U;
+    let (get, post, patch, put, delete) =
+        (MethodFilter::GET, MethodFilter::POST, MethodFilter::PATCH, MethodFilter::PUT, MethodFilter::DELETE);
+    vec![
+        ("/v1/me", get, None, AnyTenant),
+        ("/v1/auth/login", post, Some(U::Auth), Public),
+        ("/v1/keys", get, Some(U::Auth), Scoped(S::KeysRead)),
+        ("/v1/keys", post, Some(U::Auth), Scoped(S::KeysWrite)),
+        ("/v1/keys/{id}", get, Some(U::Auth), Scoped(S::KeysRead)),
+        ("/v1/keys/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite)),
+        ("/v1/keys/{id}/rotate", post, Some(U::Auth), Scoped(S::KeysWrite)),
+        ("/v1/users", get, Some(U::Auth), Scoped(S::KeysRead)),
+        ("/v1/users", post, Some(U::Auth), Scoped(S::KeysWrite)),
+        ("/v1/users/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite)),
+        ("/v1/admin/tenants", get.or(post), Some(U::Tenant), Admin),
+        ("/v1/admin/tenants/{id}", get.or(patch).or(delete), Some(U::Tenant), Admin),
+        ("/v1/admin/tenants/{id}/users", post, Some(U::Auth), Admin),
+        ("/v1/admin/plans", get, Some(U::Tenant), Admin),
+        ("/v1/admin/plans/{plan}", put, Some(U::Tenant), Admin),
+        ("/v1/content/{*rest}", post.or(get), Some(U::Core), Scoped(S::ContentFetch)),
+        ("/v1/crawl", post.or(get), Some(U::Core), Scoped(S::ContentCrawl)),
+        ("/v1/crawl/{*rest}", get.or(post).or(delete), Some(U::Core), Scoped(S::ContentCrawl)),
+        ("/v1/config", get, Some(U::Config), Scoped(S::ConfigRead)),
+        ("/v1/config", patch, Some(U::Config), Scoped(S::ConfigWrite)),
+        ("/v1/flags", get, Some(U::Config), Scoped(S::ConfigRead)),
+    ]
+}
+
+pub fn router(state: GatewayState) -> Router {
+    let mut routes: Router<GatewayState> = Router::new();
+    for (path, methods, upstream, access) in table() {
+        let handler = match upstream {
+            Some(upstream) => {
+                let route = Route { upstream, access };
+                on(methods, move |state: State<GatewayState>, request: Request| pass(state, route, request))
+            }
+            None => on(methods, me),
+        };
+        routes = routes.route(path, handler);
+    }
+    let routes = routes.with_state(state.clone());
+    let readiness = Readiness::new(move || {
+        let state = state.clone();
+        async move {
+            state.bus.ping().await.map_err(|e| e.to_string())?;
+            for (name, transport) in [("auth", &state.upstreams.auth), ("tenant", &state.upstreams.tenant)] {
+                let request = http::Request::builder()
+                    .uri("/ready")
+                    .body(axum::body::Body::empty())
+                    .map_err(|e| e.to_string())?;
+                let response = proxy::forward(transport, request, None).await;
+                if !response.status().is_success() {
+                    return Err(format!("{name} is not ready"));
+                }
+            }
+            Ok(())
+        }
+    });
+    finish(SERVICE, routes, readiness, Duration::from_secs(120))
+}
+
+/// The credential of a request: `Authorization: Bearer …` or `X-API-Key`.
+fn credential(request: &Request) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
+}
+
+fn authenticate_request<'a>(
+    state: &'a GatewayState,
+    request: &Request,
+) -> impl std::future::Future<Output = Result<Authenticated, ApiError>> + Send + 'a {
+    let credential = credential(request).map(str::to_owned);
+    async move {
+        let credential = credential.ok_or_else(ApiError::unauthorized)?;
+        state.authn.authenticate(&credential).await
+    }
+}
+
+/// Checks what the route needs, then forwards.
+async fn pass(State(state): State<GatewayState>, route: Route, request: Request) -> Response {
+    let token = match route.access {
+        Access::Public => None,
+        access => match authenticate_request(&state, &request).await.and_then(|a| authorize(&a, access).map(|()| a)) {
+            Ok(a) => Some(a.verified.token.clone()),
+            Err(e) => return e.into_response(),
+        },
+    };
+    let transport: &Transport = match route.upstream {
+        Upstream::Auth => &state.upstreams.auth,
+        Upstream::Tenant => &state.upstreams.tenant,
+        Upstream::Config => &state.upstreams.config,
+        Upstream::Core => &state.upstreams.core,
+    };
+    proxy::forward(transport, request, token.as_deref()).await
+}
+
+fn authorize(a: &Authenticated, access: Access) -> Result<(), ApiError> {
+    match access {
+        Access::Public => Ok(()),
+        Access::Admin if is_admin(a) => Ok(()),
+        Access::Admin => Err(ApiError::insufficient_scope("admin")),
+        Access::AnyTenant | Access::Scoped(_) if a.tenant.is_none() => Err(ApiError::new(
+            http::StatusCode::FORBIDDEN,
+            "tenant_required",
+            "This call acts for a tenant: use a tenant's API key or access token.",
+        )),
+        Access::AnyTenant => Ok(()),
+        Access::Scoped(scope) if a.verified.principal.scopes.contains(scope) => Ok(()),
+        Access::Scoped(scope) => Err(ApiError::insufficient_scope(scope.as_str())),
+    }
+}
+
+/// `GET /v1/me`: the calling tenant and credential.
+async fn me(State(state): State<GatewayState>, request: Request) -> Response {
+    let a =
+        match authenticate_request(&state, &request).await.and_then(|a| authorize(&a, Access::AnyTenant).map(|()| a)) {
+            Ok(a) => a,
+            Err(e) => return e.into_response(),
+        };
+    let Some(tenant) = &a.tenant else { return ApiError::unauthorized().into_response() };
+    let p = &a.verified.principal;
+    let credential = serde_json::json!({ "id": p.id, "name": p.name, "scopes": p.scopes });
+    let label = if p.kind == anno_api::token::PrincipalKind::User { "user" } else { "key" };
+    let body = serde_json::json!({
+        "tenant": {
+            "id": tenant.id,
+            "name": tenant.name,
+            "plan": tenant.plan,
+            "status": tenant.status,
+            "trialEndsAt": tenant.trial_ends_at,
+            "limits": tenant.limits,
+            "features": tenant.features,
+        },
+        label: credential,
+    });
+    axum::Json(body).into_response()
+}

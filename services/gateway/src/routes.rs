@@ -3,6 +3,7 @@
 
 use crate::authn::{Authenticated, is_admin};
 use crate::{GatewayState, SERVICE, proxy};
+use anno_api::gateway::{Me, MeCredential, MeTenant};
 use anno_api::server::{Readiness, finish};
 use anno_api::transport::Transport;
 use anno_errors::ApiError;
@@ -169,19 +170,20 @@ async fn me(State(state): State<GatewayState>, request: Request) -> Response {
         };
     let Some(tenant) = &a.tenant else { return ApiError::unauthorized().into_response() };
     let p = &a.verified.principal;
-    let credential = serde_json::json!({ "id": p.id, "name": p.name, "scopes": p.scopes });
-    let label = if p.kind == anno_api::token::PrincipalKind::User { "user" } else { "key" };
-    let body = serde_json::json!({
-        "tenant": {
-            "id": tenant.id,
-            "name": tenant.name,
-            "plan": tenant.plan,
-            "status": tenant.status,
-            "trialEndsAt": tenant.trial_ends_at,
-            "limits": tenant.limits,
-            "features": tenant.features,
+    let credential = MeCredential { id: p.id.clone(), name: p.name.clone(), scopes: p.scopes };
+    let is_user = p.kind == anno_api::token::PrincipalKind::User;
+    let body = Me {
+        tenant: MeTenant {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            plan: tenant.plan,
+            status: tenant.status,
+            trial_ends_at: tenant.trial_ends_at.clone(),
+            limits: tenant.limits.clone(),
+            features: tenant.features.clone(),
         },
-        label: credential,
-    });
+        key: (!is_user).then(|| credential.clone()),
+        user: is_user.then_some(credential),
+    };
     axum::Json(body).into_response()
 }

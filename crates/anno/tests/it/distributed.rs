@@ -1,0 +1,145 @@
+//! What only the distributed shape can show: several gateway replicas sharing
+//! Redis, and services reachable on their own ports.
+
+use crate::harness::{ADMIN_KEY, Platform};
+use anno::ServiceName;
+use anno_client::anno_api::auth::CreateKeyRequest;
+use anno_tenancy::ScopeSet;
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_refused_by_every_gateway_within_a_second() {
+    let Some(p) = Platform::distributed(2).await else { return };
+    let t = p.onboard().await;
+    let owner = p.client(&t.api_key.secret);
+    let victim = owner
+        .create_key(&CreateKeyRequest { name: "victim".into(), scopes: ScopeSet::all(), expires_at: None })
+        .await
+        .unwrap();
+    let replicas: Vec<_> =
+        p.gateways.iter().map(|url| anno_client::Client::new(url).with_credential(&victim.secret)).collect();
+    // Both replicas have verified (and cached) the key.
+    for replica in &replicas {
+        replica.me().await.expect("the key works on every replica");
+        replica.me().await.expect("and again, from the cache");
+    }
+    owner.revoke_key(victim.key.id.as_str()).await.unwrap();
+    let revoked_at = Instant::now();
+    for (i, replica) in replicas.iter().enumerate() {
+        loop {
+            match replica.me().await {
+                Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => break,
+                Ok(_) => {}
+                Err(e) => panic!("unexpected error from replica {i}: {e}"),
+            }
+            assert!(revoked_at.elapsed() < Duration::from_secs(1), "replica {i} still accepts the revoked key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Suspension reaches every replica too.
+    let update = anno_client::anno_api::tenant::UpdateTenantRequest {
+        status: Some(anno_tenancy::TenantStatus::Suspended),
+        ..Default::default()
+    };
+    let owners: Vec<_> =
+        p.gateways.iter().map(|url| anno_client::Client::new(url).with_credential(&t.api_key.secret)).collect();
+    for o in &owners {
+        o.me().await.unwrap();
+    }
+    p.admin().update_tenant(&t.tenant.id, &update).await.unwrap();
+    let suspended_at = Instant::now();
+    for o in &owners {
+        while o.me().await.is_ok() {
+            assert!(suspended_at.elapsed() < Duration::from_secs(1), "a replica still serves a suspended tenant");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(o.me().await.unwrap_err().code(), Some("tenant_suspended"));
+    }
+    p.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_refuse_requests_without_an_internal_token() {
+    let Some(p) = Platform::distributed(1).await else { return };
+    let t = p.onboard().await;
+    let http = reqwest::Client::new();
+    let tenant_url = p.service_url(ServiceName::Tenant).unwrap();
+    let auth_url = p.service_url(ServiceName::Auth).unwrap();
+    let core_url = p.service_url(ServiceName::Core).unwrap();
+    let config_url = p.service_url(ServiceName::Config).unwrap();
+    let attempts = [
+        // Plain tenant headers are not believed.
+        http.get(format!("{tenant_url}/v1/admin/tenants")).header("x-tenant-id", t.tenant.id.as_str()),
+        http.get(format!("{tenant_url}/internal/v1/tenants/{}", t.tenant.id))
+            .header("x-tenant-id", t.tenant.id.as_str()),
+        // Neither are the public credentials: only internal tokens count here.
+        http.get(format!("{tenant_url}/v1/admin/tenants")).bearer_auth(ADMIN_KEY),
+        http.get(format!("{auth_url}/v1/keys")).bearer_auth(&t.api_key.secret),
+        http.get(format!("{auth_url}/v1/keys")).header("x-tenant-id", t.tenant.id.as_str()),
+        http.post(format!("{core_url}/v1/content/fetch")).header("x-tenant-id", t.tenant.id.as_str()),
+        http.get(format!("{config_url}/v1/config")).bearer_auth(&t.api_key.secret),
+        // A token that is not one of auth's.
+        http.get(format!("{auth_url}/v1/keys")).bearer_auth("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+    ];
+    for attempt in attempts {
+        let r = attempt.send().await.unwrap();
+        let url = r.url().to_string();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{url}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "unauthorized", "{url}");
+    }
+    // An internal token from auth for tenant A still gives nothing of tenant B's.
+    let b = p.onboard().await;
+    let verified: serde_json::Value = http
+        .post(format!("{auth_url}/internal/v1/verify"))
+        .json(&serde_json::json!({"credential": t.api_key.secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = verified["token"].as_str().unwrap();
+    let r =
+        http.get(format!("{tenant_url}/internal/v1/tenants/{}", b.tenant.id)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = http.get(format!("{tenant_url}/v1/admin/tenants")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    p.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_reports_health_readiness_and_metrics() {
+    let Some(p) = Platform::distributed(1).await else { return };
+    let t = p.onboard().await;
+    p.client(&t.api_key.secret).me().await.unwrap();
+    let http = reqwest::Client::new();
+    let mut urls: Vec<(String, String)> = p.services.iter().map(|(s, u)| (s.as_str().to_owned(), u.clone())).collect();
+    urls.push(("gateway".into(), p.url().to_owned()));
+    for (name, url) in &urls {
+        for path in ["/health", "/ready"] {
+            let r = http.get(format!("{url}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{name}{path}");
+        }
+        let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("anno_http_requests_total"), "{name} has no request metrics");
+    }
+    let metrics = http.get(format!("{}/metrics", p.url())).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("anno_http_requests_total")
+            && l.contains(r#"route="/v1/me""#)
+            && l.contains(r#"service="gateway""#)
+            && l.contains(r#"status="200""#)),
+        "requests are labelled by matched route"
+    );
+    assert!(
+        !metrics.contains(&t.api_key.secret) && !metrics.contains(t.tenant.id.as_str()),
+        "no secrets or raw paths in metrics"
+    );
+    assert!(
+        metrics.contains(r#"route="/internal/v1/tenants/{tenant_id}""#)
+            || !metrics.contains("/internal/v1/tenants/ten_")
+    );
+    p.finish().await;
+}

@@ -54,6 +54,7 @@ pub struct GatewaySection {
     pub verification_ttl_seconds: u64,
     pub tenant_ttl_seconds: u64,
     pub request_timeout_seconds: u64,
+    pub max_body_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -194,6 +194,7 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             verification_ttl: Duration::from_secs(config.gateway.verification_ttl_seconds),
             tenant_ttl: Duration::from_secs(config.gateway.tenant_ttl_seconds),
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
+            max_body_bytes: config.gateway.max_body_bytes,
         };
         let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), settings));
         routers.insert(0, (ServiceName::Gateway, router));

@@ -33,6 +33,21 @@ impl Readiness {
     }
 }
 
+/// Bounds on every request a service handles.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A handler taking longer is answered 504.
+    pub timeout: Duration,
+    /// A larger request body is answered 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_secs(30), max_body_bytes: 16 * 1024 * 1024 }
+    }
+}
+
 /// Adds `/health`, `/ready` and `/metrics`, our 404/405 bodies, and the middleware
 /// stack to a service's routes.
 ///
@@ -42,8 +57,11 @@ impl Readiness {
 /// 2. trace span — method, matched route, request id;
 /// 3. metrics — count and latency by matched route and status;
 /// 4. catch panic — a panicking handler is a 500 problem, not a dropped connection;
-/// 5. timeout — a handler that takes longer than `timeout` is a 504 problem.
-pub fn finish(service: &'static str, routes: Router, readiness: Readiness, timeout: Duration) -> Router {
+/// 5. body — the whole request body is read first, within `max_body_bytes`
+///    (else 413), so every answer, refusals included, comes after the client has
+///    finished sending and no connection is cut mid-request;
+/// 6. timeout — a handler that takes longer than `timeout` is a 504 problem.
+pub fn finish(service: &'static str, routes: Router, readiness: Readiness, limits: Limits) -> Router {
     let ready = move || {
         let readiness = readiness.clone();
         async move {
@@ -60,7 +78,8 @@ pub fn finish(service: &'static str, routes: Router, readiness: Readiness, timeo
         .fallback(anno_errors::not_found_fallback)
         .method_not_allowed_fallback(anno_errors::method_not_allowed_fallback)
         // Layers run outside-in from the last added; so listed here inside-out.
-        .layer(middleware::from_fn_with_state(timeout, time_limit))
+        .layer(middleware::from_fn_with_state(limits.timeout, time_limit))
+        .layer(middleware::from_fn_with_state(limits.max_body_bytes, read_body))
         .layer(CatchPanicLayer::custom(anno_errors::panic_response))
         .layer(middleware::from_fn_with_state(service, anno_telemetry::http_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request| {
@@ -81,6 +100,19 @@ async fn time_limit(
         Err(_) => {
             ApiError::new(http::StatusCode::GATEWAY_TIMEOUT, "timeout", "The request took too long.").into_response()
         }
+    }
+}
+
+async fn read_body(axum::extract::State(limit): axum::extract::State<usize>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body is larger than {limit} bytes."),
+        )
+        .into_response(),
     }
 }
 

@@ -5,6 +5,9 @@
 //! so with [`BusMessage::Resync`] and must then rebuild whatever they derived from
 //! the messages (drop caches, compare versions).
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -59,7 +62,20 @@ impl Bus {
     /// installations (or test runs) can share one Redis.
     pub async fn redis(url: &str, namespace: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+        // Bounded everywhere: a Redis that is down is an error within seconds,
+        // never a start-up or a publish that hangs.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_factor(100)
+            .set_max_delay(1_000)
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            redis::aio::ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
         let (local, _) = broadcast::channel(CAPACITY);
         let listener = tokio::spawn(listen(client, namespace.to_owned(), local.clone()));
         Ok(Bus {
@@ -140,6 +156,59 @@ async fn listen(client: redis::Client, namespace: String, local: broadcast::Send
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{redis_available, redis_url};
+
+    async fn next_event(rx: &mut broadcast::Receiver<BusMessage>) -> BusMessage {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a message within 5 s") {
+                Ok(BusMessage::Resync) => continue,
+                Ok(message) => return message,
+                Err(e) => panic!("receiving: {e}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_carries_events_between_replicas_within_a_namespace() {
+        if !redis_available().await {
+            return;
+        }
+        let namespace = format!("anno-bus-test-{:08x}", rand_suffix());
+        let a = Bus::redis(&redis_url(), &namespace).await.unwrap();
+        let b = Bus::redis(&redis_url(), &namespace).await.unwrap();
+        let elsewhere = Bus::redis(&redis_url(), &format!("{namespace}-other")).await.unwrap();
+        let mut rx_b = b.subscribe();
+        let mut rx_other = elsewhere.subscribe();
+        // Subscriptions are made in the background; the first message after each
+        // (re)connection is a Resync.
+        for rx in [&mut rx_b, &mut rx_other] {
+            let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            assert_eq!(first, BusMessage::Resync);
+        }
+        a.publish("platform:auth", &serde_json::json!({"n": 1})).await.unwrap();
+        assert_eq!(
+            next_event(&mut rx_b).await,
+            BusMessage::Event { channel: "platform:auth".into(), payload: r#"{"n":1}"#.into() }
+        );
+        assert!(a.ping().await.is_ok());
+        // Another namespace hears nothing.
+        assert!(tokio::time::timeout(Duration::from_millis(300), rx_other.recv()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_an_error_not_a_hang() {
+        let started = std::time::Instant::now();
+        assert!(Bus::redis("redis://127.0.0.1:1", "x").await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    fn rand_suffix() -> u32 {
+        std::process::id() ^ (crate::tests::nanos() as u32)
+    }
+
+    fn nanos() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    }
 
     #[tokio::test]
     async fn in_process_subscribers_receive_published_events() {

@@ -32,6 +32,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
+        // Every body of the API is an object. (Serde would also read a struct
+        // from an array, which must not turn `[]` into a request of defaults.)
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+            return Err(ApiError::invalid_field("", "the body must be a JSON object"));
+        }
         parse_json(&bytes).map(ApiJson)
     }
 }

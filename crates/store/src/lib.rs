@@ -9,6 +9,10 @@
 
 mod error;
 mod migrate;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use error::StoreError;
 pub use migrate::Migration;
@@ -193,20 +197,5 @@ impl Db {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod send_checks {
-    fn is_send<T: Send>(_: T) {}
-
-    #[expect(dead_code, reason = "compile-time check only")]
-    fn futures_are_send(db: &super::Db, target: &super::DatabaseTarget, t: &anno_tenancy::TenantId) {
-        is_send(db.migrate(&[]));
-        is_send(target.open("x", 1));
-        is_send(db.provision_tenant(t));
-        is_send(db.drop_tenant(t));
-        is_send(db.ping());
-        is_send(db.tenant_storage_exists(t));
     }
 }

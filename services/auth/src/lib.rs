@@ -10,7 +10,7 @@ mod verify;
 
 pub use signing::Signer;
 
-use anno_api::server::{Readiness, finish};
+use anno_api::server::{Limits, Readiness, finish};
 use anno_api::token::{KeySource, TokenVerifier};
 use anno_bus::Bus;
 use anno_store::{Db, Migration};
@@ -134,5 +134,5 @@ pub fn router(state: AuthState) -> Router {
             bus.ping().await.map_err(|e| e.to_string())
         }
     });
-    finish(SERVICE, routes, readiness, Duration::from_secs(30))
+    finish(SERVICE, routes, readiness, Limits::default())
 }

@@ -1,6 +1,6 @@
 //! Anno core: fetch, extract, batch and crawl. This foundation holds its state, readiness and the internal-token check every request passes.
 
-use anno_api::server::{Readiness, finish};
+use anno_api::server::{Limits, Readiness, finish};
 use anno_api::token::{Caller, TokenVerifier};
 use anno_bus::Bus;
 use anno_errors::ApiError;
@@ -8,7 +8,6 @@ use anno_store::Db;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::any;
-use std::time::Duration;
 
 pub const SERVICE: &str = "core";
 
@@ -50,5 +49,5 @@ pub fn router(state: State) -> Router {
             bus.ping().await.map_err(|e| e.to_string())
         }
     });
-    finish(SERVICE, routes, readiness, Duration::from_secs(30))
+    finish(SERVICE, routes, readiness, Limits::default())
 }

@@ -27,6 +27,9 @@ pub struct Settings {
     pub tenant_ttl: Duration,
     /// Longest a proxied request may take.
     pub request_timeout: Duration,
+    /// Largest request body accepted; larger ones are refused with 413 before
+    /// anything else happens.
+    pub max_body_bytes: usize,
 }
 
 /// Where each service is reached.
@@ -43,6 +46,7 @@ pub struct GatewayState {
     authn: Authenticator,
     upstreams: Upstreams,
     bus: Bus,
+    settings: Settings,
 }
 
 impl GatewayState {
@@ -50,7 +54,7 @@ impl GatewayState {
         let auth = AuthClient(anno_api::client::ServiceClient::new("auth", upstreams.auth.clone()));
         let tenant = TenantClient(anno_api::client::ServiceClient::new("tenant", upstreams.tenant.clone()));
         let authn = Authenticator::new(auth, tenant, &bus, &settings);
-        GatewayState { authn, upstreams, bus }
+        GatewayState { authn, upstreams, bus, settings }
     }
 
     pub fn authenticator(&self) -> &Authenticator {

@@ -4,7 +4,7 @@
 use crate::authn::{Authenticated, is_admin};
 use crate::{GatewayState, SERVICE, proxy};
 use anno_api::gateway::{Me, MeCredential, MeTenant};
-use anno_api::server::{Readiness, finish};
+use anno_api::server::{Limits, Readiness, finish};
 use anno_api::transport::Transport;
 use anno_errors::ApiError;
 use anno_tenancy::Scope;
@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use http::header;
-use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
 enum Upstream {
@@ -85,6 +84,7 @@ pub fn router(state: GatewayState) -> Router {
         };
         routes = routes.route(path, handler);
     }
+    let limits = Limits { timeout: state.settings.request_timeout, max_body_bytes: state.settings.max_body_bytes };
     let routes = routes.with_state(state.clone());
     let readiness = Readiness::new(move || {
         let state = state.clone();
@@ -103,7 +103,7 @@ pub fn router(state: GatewayState) -> Router {
             Ok(())
         }
     });
-    finish(SERVICE, routes, readiness, Duration::from_secs(120))
+    finish(SERVICE, routes, readiness, limits)
 }
 
 /// The credential of a request: `Authorization: Bearer …` or `X-API-Key`.

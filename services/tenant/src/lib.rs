@@ -7,7 +7,7 @@ mod store;
 mod tasks;
 
 use anno_api::auth::AuthClient;
-use anno_api::server::{Readiness, finish};
+use anno_api::server::{Limits, Readiness, finish};
 use anno_api::token::TokenVerifier;
 use anno_bus::Bus;
 use anno_store::{Db, Migration};
@@ -86,5 +86,5 @@ pub fn router(state: TenantState) -> Router {
             bus.ping().await.map_err(|e| e.to_string())
         }
     });
-    finish(SERVICE, routes, readiness, Duration::from_secs(30))
+    finish(SERVICE, routes, readiness, Limits::default())
 }

@@ -22,6 +22,7 @@ in_both_shapes!(
     users_log_in_with_their_roles_scopes,
     malformed_input_gets_problem_details,
     admin_lists_tenants_by_cursor,
+    garbage_never_causes_a_server_error,
 );
 
 fn code(e: &anno_client::Error) -> (Option<StatusCode>, Option<&str>) {
@@ -44,6 +45,11 @@ async fn onboarding_gives_a_working_key(p: &Platform) {
     assert!(key.secret.starts_with("anno_live_") && key.secret.len() == "anno_live_".len() + 43);
     assert!(key.secret.starts_with(&key.key.prefix));
     assert_eq!(key.key.scopes, ScopeSet::all());
+
+    assert!(
+        p.tenant_db().await.tenant_storage_exists(&t.id).await.unwrap(),
+        "onboarding made the tenant's own storage"
+    );
 
     let me = p.client(&key.secret).me().await.expect("the new key works");
     assert_eq!(me.tenant.id, t.id);
@@ -351,6 +357,21 @@ async fn deleted_tenants_are_refused_and_scheduled_for_purge(p: &Platform) {
         .await
         .unwrap_err();
     assert_eq!(code(&e).1, Some("tenant_deleted"));
+    // After the retention period the tenant's data is purged by the periodic task.
+    let db = p.tenant_db().await;
+    assert!(db.tenant_storage_exists(&t.tenant.id).await.unwrap(), "kept during retention");
+    anno_store::sqlx::query("UPDATE tenants SET purge_after = $1 WHERE id = $2")
+        .bind(now_ms() - 1)
+        .bind(t.tenant.id.as_str())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.tenant_storage_exists(&t.tenant.id).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the tenant's data was not purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(p.admin().get_tenant(&t.tenant.id).await.unwrap().status, TenantStatus::Deleted, "the record stays");
     // The domain is free for a new tenant.
     let again = anno_client::anno_api::tenant::CreateTenantRequest {
         name: "Again".into(),
@@ -477,6 +498,11 @@ async fn malformed_input_gets_problem_details(p: &Platform) {
     }
     let r = http.get(format!("{}/v1/keys?limit=lots", p.url())).bearer_auth(&t.api_key.secret).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An oversized body is refused, whoever sends it.
+    let huge = vec![b' '; 17 * 1024 * 1024];
+    let r = http.post(format!("{}/v1/keys", p.url())).bearer_auth(&t.api_key.secret).body(huge).send().await.unwrap();
+    let (status, body) = problem(r).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
 }
 
 async fn admin_lists_tenants_by_cursor(p: &Platform) {
@@ -506,4 +532,64 @@ async fn admin_lists_tenants_by_cursor(p: &Platform) {
     for id in ids {
         assert!(seen.contains(&id.to_string()));
     }
+}
+
+async fn garbage_never_causes_a_server_error(p: &Platform) {
+    let t = p.onboard().await;
+    let id = t.tenant.id.to_string();
+    let key = t.api_key.key.id.to_string();
+    let routes = [
+        ("POST", "/v1/admin/tenants".to_owned()),
+        ("PATCH", format!("/v1/admin/tenants/{id}")),
+        ("POST", format!("/v1/admin/tenants/{id}/users")),
+        ("PUT", "/v1/admin/plans/starter".to_owned()),
+        ("POST", "/v1/keys".to_owned()),
+        ("POST", format!("/v1/keys/{key}/rotate")),
+        ("POST", "/v1/users".to_owned()),
+        ("POST", "/v1/auth/login".to_owned()),
+        ("GET", "/v1/keys?cursor=%00%ff&limit=-1".to_owned()),
+        ("GET", "/v1/admin/tenants?status=sideways".to_owned()),
+        ("DELETE", "/v1/keys/..%2f..%2fadmin".to_owned()),
+        ("GET", "/v1/admin/tenants/ten_%F0%9F%92%A9".to_owned()),
+    ];
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"\"text\"".to_vec(),
+        b"{\"name\": null, \"scopes\": \"all\"}".to_vec(),
+        br#"{"name": "x", "scopes": ["content:fetch"], "expiresAt": "1999-99-99"}"#.to_vec(),
+        br#"{"plan": 7, "status": {"a": 1}, "limits": [1]}"#.to_vec(),
+        br#"{"gracePeriodSeconds": -5}"#.to_vec(),
+        br#"{"gracePeriodSeconds": 18446744073709551615}"#.to_vec(),
+        br#"{"tenantId": "ten_x", "email": [], "password": 1}"#.to_vec(),
+        br#"{"limits": {"tenantRatePerSecond": 99999999999}, "features": [""]}"#.to_vec(),
+        format!(r#"{{"name": "{}", "domain": "a.b", "contactEmail": "a@b.c"}}"#, "x".repeat(100_000)).into_bytes(),
+        (0..2048u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect(),
+    ];
+    let http = reqwest::Client::new();
+    for credential in [crate::harness::ADMIN_KEY, t.api_key.secret.as_str()] {
+        for (method, path) in &routes {
+            for body in &bodies {
+                for content_type in ["application/json", "text/plain"] {
+                    let r = http
+                        .request(method.parse().unwrap(), format!("{}{path}", p.url()))
+                        .bearer_auth(credential)
+                        .header("content-type", content_type)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status();
+                    assert!(
+                        status.as_u16() < 500,
+                        "{method} {path} answered {status}: {}",
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    // The tenant is still intact after all that.
+    assert!(p.client(&t.api_key.secret).me().await.is_ok());
 }

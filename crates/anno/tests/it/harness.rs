@@ -5,7 +5,7 @@
 use anno::{Config, Overrides, ServiceName};
 use anno_client::Client;
 use anno_client::anno_api::tenant::{CreateTenantRequest, CreateTenantResponse};
-use anno_store::sqlx::{self, Connection, Executor};
+use anno_store::testing::TestDatabase;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -54,61 +54,13 @@ pub struct Platform {
     database: Option<TestDatabase>,
 }
 
-/// A throwaway database; dropped by [`Platform::finish`], or by the next run's
-/// clean-up when a test fails before then.
-struct TestDatabase {
-    server_url: String,
-    name: String,
-}
-
 pub fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-pub fn postgres_url() -> String {
-    env_or("ANNO_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-}
-
-pub fn redis_url() -> String {
-    env_or("ANNO_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-/// Whether Postgres and Redis are reachable. Outside CI a test may skip when they
-/// are not; in CI (`CI=true`) their absence fails the test.
-pub async fn backing_services_available() -> bool {
-    let pg = async {
-        let mut conn = sqlx::PgConnection::connect(&postgres_url()).await?;
-        conn.execute("SELECT 1").await?;
-        anyhow::Ok(())
-    };
-    let redis = async {
-        let client = redis::Client::open(redis_url())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await?;
-        anyhow::Ok(())
-    };
-    let checks = async { (pg.await, redis.await) };
-    let (pg, redis) = match tokio::time::timeout(Duration::from_secs(5), checks).await {
-        Ok(results) => results,
-        Err(_) => (Err(anyhow::anyhow!("timed out")), Err(anyhow::anyhow!("timed out"))),
-    };
-    match (pg, redis) {
-        (Ok(()), Ok(())) => true,
-        (pg, redis) => {
-            let why = format!("Postgres: {:?}, Redis: {:?}", pg.err(), redis.err());
-            assert!(!in_ci(), "CI=true and a backing service is missing: {why}");
-            eprintln!("skipping: Postgres or Redis unavailable ({why})");
-            false
-        }
-    }
+/// Whether Postgres and Redis are reachable (a failure in CI, a skip elsewhere).
+async fn backing_services_available() -> bool {
+    anno_store::testing::postgres_available().await && anno_bus::testing::redis_available().await
 }
 
 fn base_env(data_dir: &std::path::Path) -> Vec<(String, String)> {
@@ -193,7 +145,7 @@ impl Platform {
         if !backing_services_available().await {
             return None;
         }
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::create().await.expect("create a test database");
         let data_dir = std::env::temp_dir().join(format!("anno-it-{}", random_hex(8)));
         let mut listeners = Vec::new();
         let mut env = base_env(&data_dir);
@@ -203,7 +155,7 @@ impl Platform {
             listeners.push((service, listener, url));
         }
         env.push(("ANNO_DATABASE_URL".into(), database.url()));
-        env.push(("ANNO_REDIS_URL".into(), redis_url()));
+        env.push(("ANNO_REDIS_URL".into(), anno_bus::testing::redis_url()));
         env.push(("ANNO_BUS_NAMESPACE".into(), format!("anno-it-{}", random_hex(6))));
         env.push(("ANNO_KEY_PEPPER".into(), PEPPER.into()));
         let config = Config::load_from(None, &Overrides::default(), env).expect("test configuration");
@@ -267,6 +219,12 @@ impl Platform {
         self.admin().create_tenant(&request).await.expect("onboarding a tenant")
     }
 
+    /// The tenant service's own database, for checks no API exposes.
+    pub async fn tenant_db(&self) -> anno_store::Db {
+        let target = anno::platform::database_target(&self.config).expect("database target");
+        target.open("tenant", 1).await.expect("open the tenant service's database")
+    }
+
     /// Stops everything and removes the test's data.
     pub async fn finish(mut self) {
         for running in self.running.drain(..) {
@@ -275,40 +233,6 @@ impl Platform {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(db) = self.database.take() {
             db.drop().await;
-        }
-    }
-}
-
-impl TestDatabase {
-    async fn create() -> TestDatabase {
-        let server_url = postgres_url();
-        let mut conn = sqlx::PgConnection::connect(&server_url).await.expect("connect to Postgres");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        // Databases of runs that died before dropping theirs: older than an hour.
-        let stale: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'anno_it_%'")
-            .fetch_all(&mut conn)
-            .await
-            .expect("list databases");
-        for (name,) in stale {
-            let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(now);
-            if created + 3600 < now {
-                let _ = conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await;
-            }
-        }
-        let name = format!("anno_it_{now}_{}", random_hex(6));
-        conn.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.expect("create a test database");
-        TestDatabase { server_url, name }
-    }
-
-    fn url(&self) -> String {
-        let mut url = url::Url::parse(&self.server_url).expect("a Postgres URL");
-        url.set_path(&self.name);
-        url.into()
-    }
-
-    async fn drop(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server_url).await {
-            let _ = conn.execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name).as_str()).await;
         }
     }
 }

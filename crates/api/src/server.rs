@@ -54,7 +54,8 @@ impl Default for Limits {
 /// Order, from the outside in:
 /// 1. request id — accept a well-formed `X-Request-ID` or make one; echo it; every
 ///    error body below carries it;
-/// 2. trace span — method, matched route, request id;
+/// 2. trace span — method, matched route, request id, and the tenant id once
+///    the caller is known ([`record_tenant`]);
 /// 3. metrics — count and latency by matched route and status;
 /// 4. catch panic — a panicking handler is a 500 problem, not a dropped connection;
 /// 5. body — the whole request body is read first, within `max_body_bytes`
@@ -85,9 +86,21 @@ pub fn finish(service: &'static str, routes: Router, readiness: Readiness, limit
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request| {
             let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched");
             let request_id = request.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("");
-            tracing::info_span!("request", service, method = %request.method(), route, request.id = request_id)
+            tracing::info_span!(
+                "request",
+                service,
+                method = %request.method(),
+                route,
+                request.id = request_id,
+                tenant.id = tracing::field::Empty,
+            )
         }))
         .layer(middleware::from_fn(anno_errors::with_request_id))
+}
+
+/// Adds the caller's tenant to the current request span.
+pub fn record_tenant(tenant: &anno_tenancy::TenantId) {
+    tracing::Span::current().record("tenant.id", tenant.as_str());
 }
 
 async fn time_limit(

@@ -175,6 +175,9 @@ where
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?.to_owned();
         let verifier = TokenVerifier::from_ref(state);
         let claims = verifier.verify(&token, INTERNAL_AUDIENCE).await?;
+        if let Some(tenant) = &claims.ten {
+            crate::server::record_tenant(tenant);
+        }
         Ok(Caller { claims, token })
     }
 }

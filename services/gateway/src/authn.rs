@@ -64,6 +64,7 @@ impl Authenticator {
             None => None,
         };
         if let Some(tenant) = &tenant {
+            anno_api::server::record_tenant(&tenant.id);
             check_status(tenant)?;
         }
         Ok(Authenticated { verified, tenant })

@@ -97,13 +97,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck { url, timeout } => Ok(healthcheck(&url, Duration::from_secs(timeout)).await),
         Command::Migrate { data_dir } => {
             let config = Config::load(cli.config.as_deref(), &Overrides { listen: None, data_dir })?;
-            anno_telemetry::init_logging(config.log_format);
+            init_logging(&config);
             platform::migrate_all(&config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, data_dir, services } => {
             let config = Config::load(cli.config.as_deref(), &Overrides { listen, data_dir })?;
-            anno_telemetry::init_logging(config.log_format);
+            init_logging(&config);
             let embedded = services.is_empty();
             let selected: BTreeSet<ServiceName> =
                 if embedded { ServiceName::ALL.into_iter().collect() } else { services.into_iter().collect() };
@@ -117,6 +117,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             platform::run(config, selected, listeners, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn init_logging(config: &Config) {
+    anno_telemetry::init_logging(config.log_format);
+    for variable in &config.unknown_variables {
+        tracing::warn!(variable = %variable, "ignoring an ANNO_ variable that names no setting");
     }
 }
 

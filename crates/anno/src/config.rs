@@ -30,6 +30,9 @@ pub struct Config {
     pub gateway: GatewaySection,
     pub auth: AuthSection,
     pub tenant: TenantSection,
+    /// `ANNO_*` variables that name no setting, to warn about once logging is up.
+    #[serde(skip)]
+    pub unknown_variables: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +110,7 @@ impl Config {
     ) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("ANNO_")).collect();
         let known = known_keys();
+        let mut unknown_variables = Vec::new();
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(file) = file {
             anyhow::ensure!(file.exists(), "the configuration file {} does not exist", file.display());
@@ -124,7 +128,7 @@ impl Config {
             } else if known.iter().any(|k| k == top) {
                 figment = figment.merge(Serialized::default(&key.replace("__", "."), parse_scalar(value)));
             } else if top != "config" {
-                tracing::warn!(variable = %name, "ignoring an unknown ANNO_ variable");
+                unknown_variables.push(name.clone());
             }
         }
         if let Some(listen) = overrides.listen {
@@ -133,8 +137,9 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
-        let config: Config = figment.extract()?;
+        let mut config: Config = figment.extract()?;
         config.validate()?;
+        config.unknown_variables = unknown_variables;
         Ok(config)
     }
 
@@ -208,6 +213,7 @@ mod tests {
             ("ANNO_NOT_A_SETTING", "x"),
         ]);
         let config = Config::load_from(Some(&file), &Overrides::default(), vars.clone()).unwrap();
+        assert_eq!(config.unknown_variables, ["ANNO_NOT_A_SETTING"]);
         assert_eq!(config.listen.to_string(), "127.0.0.1:7001");
         assert_eq!(config.tenant.trial_days, 30);
         assert_eq!(config.gateway.verification_ttl_seconds, 7);

@@ -153,6 +153,17 @@ impl AuthClient {
         self.0.call(Method::GET, "/internal/v1/jwks", None, None::<&()>).await
     }
 
+    /// Creates a user of a tenant, as a platform admin.
+    pub async fn create_user(
+        &self,
+        admin_token: &str,
+        tenant: &TenantId,
+        request: &CreateUserRequest,
+    ) -> Result<User, CallError> {
+        let path = format!("/internal/v1/tenants/{tenant}/users");
+        self.0.call(Method::POST, &path, Some(admin_token), Some(request)).await
+    }
+
     /// Creates a tenant's first key, with every scope. `admin_token` is the
     /// calling admin's internal token.
     pub async fn create_first_key(&self, admin_token: &str, tenant: &TenantId) -> Result<CreatedKey, CallError> {

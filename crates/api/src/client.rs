@@ -28,10 +28,20 @@ impl CallError {
         }
     }
 
-    /// For a caller that cannot do better: another service's 4xx is ours to
-    /// explain only where the caller maps it; everything else is unavailable.
+    /// For a caller that cannot do better: everything is unavailable.
     pub fn into_api_error(self) -> ApiError {
         ApiError::unavailable(self)
+    }
+
+    /// Passes a client error (4xx with a problem body) on to our caller as it
+    /// was; anything else is unavailable.
+    pub fn pass_client_errors(self) -> ApiError {
+        match self {
+            CallError::Status { status, problem: Some(problem), .. } if status.is_client_error() => {
+                ApiError::from_problem(status, problem)
+            }
+            other => other.into_api_error(),
+        }
     }
 }
 

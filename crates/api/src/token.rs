@@ -49,7 +49,7 @@ pub struct Claims {
 #[derive(Clone)]
 pub enum KeySource {
     Remote(ServiceClient),
-    Local(Arc<dyn Fn() -> JwkSet + Send + Sync>),
+    Local(Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<JwkSet, String>> + Send + Sync>),
 }
 
 /// Verifies tokens against the current key set, refreshing it when a token names
@@ -106,7 +106,7 @@ impl TokenVerifier {
             return Ok(());
         }
         let set = match &self.source {
-            KeySource::Local(keys) => keys(),
+            KeySource::Local(keys) => keys().await.map_err(ApiError::unavailable)?,
             KeySource::Remote(client) => client
                 .call::<JwkSet>(Method::GET, "/internal/v1/jwks", None, None::<&()>)
                 .await

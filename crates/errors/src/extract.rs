@@ -12,29 +12,33 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let declared_json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
+            .map(|mime| {
                 let mime = mime.trim();
                 mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
             });
-        if !is_json {
+        // The size limit is the server's, applied before any handler runs.
+        let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("The request body could not be read: {e}")))?;
+        let content = bytes.iter().position(|b| !b.is_ascii_whitespace());
+        // An empty body reads as `{}`: a call whose fields are all optional needs none.
+        let Some(first) = content else { return parse_json(b"{}").map(ApiJson) };
+        if declared_json != Some(true) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Send the body as `Content-Type: application/json`.",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
         // Every body of the API is an object. (Serde would also read a struct
         // from an array, which must not turn `[]` into a request of defaults.)
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+        if bytes[first] != b'{' {
             return Err(ApiError::invalid_field("", "the body must be a JSON object"));
         }
         parse_json(&bytes).map(ApiJson)

@@ -41,7 +41,7 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
@@ -49,7 +49,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+        Self { status, code: code.into(), detail: detail.into(), errors: Vec::new(), retry_after: None }
     }
 
     /// The one body for every failed authentication, whatever the cause.
@@ -95,6 +95,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "A dependency is unavailable; retry shortly.")
     }
 
+    /// Passes on another service's answer as it was given (a 4xx it explains
+    /// better than we could).
+    pub fn from_problem(status: StatusCode, problem: Problem) -> Self {
+        Self { status, code: problem.code.into(), detail: problem.detail, errors: problem.errors, retry_after: None }
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -106,7 +112,7 @@ impl ApiError {
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            code: self.code.to_string(),
             request_id: current_request_id(),
             errors: self.errors.clone(),
         }

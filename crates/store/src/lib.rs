@@ -72,7 +72,14 @@ impl DatabaseTarget {
             }
             Self::Postgres { url } => {
                 let mut conn = sqlx::AnyConnection::connect(url).await?;
-                conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str()).await?;
+                let exists: Option<(String,)> =
+                    sqlx::query_as("SELECT schema_name::TEXT FROM information_schema.schemata WHERE schema_name = $1")
+                        .bind(schema)
+                        .fetch_optional(&mut conn)
+                        .await?;
+                if exists.is_none() {
+                    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str()).await?;
+                }
                 conn.close().await?;
                 with_search_path(url, schema)?
             }

@@ -40,7 +40,13 @@ pub fn init_logging(format: LogFormat) {
             .with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr))
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
     };
     drop(result);
 }

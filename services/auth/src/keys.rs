@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 
 pub struct KeyRecord {
-    pub id: String,
+    pub id: KeyId,
     pub tenant_id: TenantId,
     pub name: String,
     pub prefix: String,
@@ -37,7 +37,7 @@ impl TryFrom<KeyRow> for KeyRecord {
     type Error = StoreError;
     fn try_from(r: KeyRow) -> Result<Self, StoreError> {
         Ok(KeyRecord {
-            id: r.0,
+            id: r.0.parse().map_err(|e: anno_tenancy::IdError| StoreError::Other(e.to_string()))?,
             tenant_id: r.1.parse().map_err(|e: anno_tenancy::IdError| StoreError::Other(e.to_string()))?,
             name: r.2,
             prefix: r.3,
@@ -61,7 +61,7 @@ impl KeyRecord {
             KeyStatus::Active
         };
         ApiKey {
-            id: self.id.parse().unwrap_or_else(|_| KeyId::generate()),
+            id: self.id.clone(),
             name: self.name.clone(),
             prefix: self.prefix.clone(),
             scopes: self.scopes,
@@ -116,7 +116,7 @@ async fn insert(
 ) -> Result<CreatedKey, StoreError> {
     let secret = generate(KEY_PREFIX);
     let record = KeyRecord {
-        id: KeyId::generate().to_string(),
+        id: KeyId::generate(),
         tenant_id: tenant.clone(),
         name: name.to_owned(),
         prefix: shown_prefix(&secret, KEY_PREFIX),
@@ -130,7 +130,7 @@ async fn insert(
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, name, prefix, digest, scopes, created_at, expires_at, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(&record.id)
+    .bind(record.id.as_str())
     .bind(tenant.as_str())
     .bind(&record.name)
     .bind(&record.prefix)
@@ -289,7 +289,7 @@ pub async fn rotate(
         &old.name,
         old.scopes,
         old.expires_at,
-        Some(&old.id),
+        Some(old.id.as_str()),
     )
     .await?;
     let grace_ends = now + (request.grace_period_seconds as i64) * 1000;
@@ -297,10 +297,10 @@ pub async fn rotate(
     sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE tenant_id = $2 AND id = $3")
         .bind(ends)
         .bind(ctx.tenant_id.as_str())
-        .bind(&old.id)
+        .bind(old.id.as_str())
         .execute(state.db().pool())
         .await
         .map_err(StoreError::from)?;
-    announce(&state, &ctx.tenant_id, &old.id).await;
+    announce(&state, &ctx.tenant_id, old.id.as_str()).await;
     Ok((StatusCode::CREATED, Json(created)))
 }

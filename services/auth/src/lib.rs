@@ -66,8 +66,11 @@ impl AuthState {
     pub async fn new(db: Db, bus: Bus, settings: Settings) -> anyhow::Result<Self> {
         let signer = Signer::load(&db).await?;
         admin::bootstrap(&db, &settings).await?;
-        let jwks_signer = signer.clone();
-        let verifier = TokenVerifier::new(KeySource::Local(Arc::new(move || jwks_signer.jwks())));
+        let keys_db = db.clone();
+        let verifier = TokenVerifier::new(KeySource::Local(Arc::new(move || {
+            let db = keys_db.clone();
+            Box::pin(async move { signing::published_jwks(&db).await.map_err(|e| e.to_string()) })
+        })));
         let state =
             AuthState { inner: Arc::new(Inner { db, bus, settings, signer, verifier, last_used: Mutex::default() }) };
         spawn_last_used_writer(Arc::downgrade(&state.inner));
@@ -124,7 +127,7 @@ pub fn router(state: AuthState) -> Router {
         .route("/v1/keys/{key_id}/rotate", post(keys::rotate))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{user_id}", delete(users::disable))
-        .route("/v1/admin/tenants/{tenant_id}/users", post(users::admin_create))
+        .route("/internal/v1/tenants/{tenant_id}/users", post(users::admin_create))
         .route("/v1/auth/login", post(users::login))
         .with_state(state);
     let readiness = Readiness::new(move || {

@@ -33,7 +33,6 @@ pub struct Signer {
 struct Keys {
     kid: String,
     encoding: EncodingKey,
-    jwks: JwkSet,
 }
 
 /// kid, private PKCS#8 (base64), public key (base64url), created at.
@@ -61,11 +60,6 @@ impl Signer {
             }
         });
         Ok(signer)
-    }
-
-    /// The public keys, as a JWK set.
-    pub fn jwks(&self) -> JwkSet {
-        self.keys.read().map(|k| k.jwks.clone()).unwrap_or(JwkSet { keys: Vec::new() })
     }
 
     /// Signs a token for a principal, valid for `ttl`.
@@ -111,8 +105,13 @@ async fn load_keys(db: &Db) -> Result<Keys, StoreError> {
     }
     let newest = stored.first().ok_or(StoreError::NotFound)?;
     let der = STANDARD.decode(&newest.1).map_err(|e| StoreError::Other(e.to_string()))?;
-    let jwks = JwkSet { keys: stored.iter().map(|k| jwk(&k.0, &k.2)).collect() };
-    Ok(Keys { kid: newest.0.clone(), encoding: EncodingKey::from_ed_der(&der), jwks })
+    Ok(Keys { kid: newest.0.clone(), encoding: EncodingKey::from_ed_der(&der) })
+}
+
+/// Every published public key, read from the database so that a key another
+/// replica just created is there at once.
+pub async fn published_jwks(db: &Db) -> Result<JwkSet, StoreError> {
+    Ok(JwkSet { keys: published(db).await?.iter().map(|k| jwk(&k.0, &k.2)).collect() })
 }
 
 async fn published(db: &Db) -> Result<Vec<StoredKey>, StoreError> {
@@ -157,6 +156,6 @@ fn jwk(kid: &str, public_key: &str) -> Jwk {
 }
 
 /// `GET /internal/v1/jwks`: the public keys, for every service to verify tokens.
-pub async fn jwks(State(state): State<crate::AuthState>) -> Json<JwkSet> {
-    Json(state.inner.signer.jwks())
+pub async fn jwks(State(state): State<crate::AuthState>) -> Result<Json<JwkSet>, ApiError> {
+    Ok(Json(published_jwks(state.db()).await?))
 }

@@ -177,7 +177,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(create_user(&state, &ctx.tenant_id, request).await?)))
 }
 
-/// `POST /v1/admin/tenants/{id}/users`: a platform admin adds a user (the first owner).
+/// `POST /internal/v1/tenants/{id}/users`: a platform admin adds a user (the
+/// first owner); the tenant service checks the tenant first.
 pub async fn admin_create(
     State(state): State<AuthState>,
     caller: Caller,

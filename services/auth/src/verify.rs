@@ -41,11 +41,11 @@ pub async fn resolve(state: &AuthState, credential: &str) -> ApiResult<Principal
             return Err(ApiError::unauthorized());
         }
         if let Ok(mut pending) = state.inner.last_used.lock() {
-            pending.insert(key.id.clone(), now);
+            pending.insert(key.id.to_string(), now);
         }
         return Ok(Principal {
             kind: PrincipalKind::Key,
-            id: key.id,
+            id: key.id.to_string(),
             name: key.name,
             tenant_id: Some(key.tenant_id),
             scopes: key.scopes,

@@ -100,6 +100,19 @@ impl Authenticator {
         Ok(verified)
     }
 
+    /// Drops cached verifications of a key or user.
+    pub fn forget_credential(&self, id: &str) {
+        forget_credential(&self.verifications, id.to_owned());
+    }
+
+    pub fn forget_tenant(&self, id: &TenantId) {
+        self.tenants.invalidate(id);
+    }
+
+    pub fn forget_all_tenants(&self) {
+        self.tenants.invalidate_all();
+    }
+
     async fn tenant(&self, id: &TenantId, token: &str) -> Result<Arc<Tenant>, ApiError> {
         if let Some(hit) = self.tenants.get(id) {
             return Ok(hit);
@@ -146,12 +159,7 @@ async fn follow_bus(
         match rx.recv().await {
             Ok(BusMessage::Event { channel, payload }) if channel == auth_channel => {
                 match serde_json::from_str::<AuthEvent>(&payload) {
-                    Ok(AuthEvent::KeyChanged { key_id, .. }) => {
-                        let dropped = verifications.invalidate_entries_if(move |_, v| v.principal.id == key_id);
-                        if dropped.is_err() {
-                            verifications.invalidate_all();
-                        }
-                    }
+                    Ok(AuthEvent::KeyChanged { key_id, .. }) => forget_credential(&verifications, key_id),
                     Err(e) => tracing::warn!(error = %e, "ignoring an unreadable auth event"),
                 }
             }
@@ -169,6 +177,12 @@ async fn follow_bus(
             }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+fn forget_credential(verifications: &Cache<String, Arc<Verified>>, id: String) {
+    if verifications.invalidate_entries_if(move |_, v| v.principal.id == id).is_err() {
+        verifications.invalidate_all();
     }
 }
 

@@ -9,7 +9,7 @@ use anno_api::transport::Transport;
 use anno_errors::ApiError;
 use anno_tenancy::Scope;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{RawPathParams, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use http::header;
@@ -34,51 +34,70 @@ enum Access {
     AnyTenant,
 }
 
+/// What a successful change through a route makes stale in this gateway's
+/// caches. The gateway that carried the change forgets at once; the other
+/// replicas hear of it over the bus.
+#[derive(Clone, Copy, Debug)]
+enum Stale {
+    /// The `{id}` key or user.
+    Credential,
+    /// The `{id}` tenant.
+    Tenant,
+    /// Every tenant (a plan changed).
+    AllTenants,
+}
+
 #[derive(Clone, Copy)]
 struct Route {
     upstream: Upstream,
     access: Access,
+    stale: Option<Stale>,
 }
 
 /// The public routes, in one table.
-fn table() -> Vec<(&'static str, MethodFilter, Option<Upstream>, Access)> {
+type Row = (&'static str, MethodFilter, Option<Upstream>, Access, Option<Stale>);
+
+fn table() -> Vec<Row> {
     use Access::{Admin, AnyTenant, Public, Scoped};
     use Scope as S;
+    use Stale::{AllTenants, Credential, Tenant};
     use Upstream as U;
     let (get, post, patch, put, delete) =
         (MethodFilter::GET, MethodFilter::POST, MethodFilter::PATCH, MethodFilter::PUT, MethodFilter::DELETE);
     vec![
-        ("/v1/me", get, None, AnyTenant),
-        ("/v1/auth/login", post, Some(U::Auth), Public),
-        ("/v1/keys", get, Some(U::Auth), Scoped(S::KeysRead)),
-        ("/v1/keys", post, Some(U::Auth), Scoped(S::KeysWrite)),
-        ("/v1/keys/{id}", get, Some(U::Auth), Scoped(S::KeysRead)),
-        ("/v1/keys/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite)),
-        ("/v1/keys/{id}/rotate", post, Some(U::Auth), Scoped(S::KeysWrite)),
-        ("/v1/users", get, Some(U::Auth), Scoped(S::KeysRead)),
-        ("/v1/users", post, Some(U::Auth), Scoped(S::KeysWrite)),
-        ("/v1/users/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite)),
-        ("/v1/admin/tenants", get.or(post), Some(U::Tenant), Admin),
-        ("/v1/admin/tenants/{id}", get.or(patch).or(delete), Some(U::Tenant), Admin),
-        ("/v1/admin/tenants/{id}/users", post, Some(U::Auth), Admin),
-        ("/v1/admin/plans", get, Some(U::Tenant), Admin),
-        ("/v1/admin/plans/{plan}", put, Some(U::Tenant), Admin),
-        ("/v1/content/{*rest}", post.or(get), Some(U::Core), Scoped(S::ContentFetch)),
-        ("/v1/crawl", post.or(get), Some(U::Core), Scoped(S::ContentCrawl)),
-        ("/v1/crawl/{*rest}", get.or(post).or(delete), Some(U::Core), Scoped(S::ContentCrawl)),
-        ("/v1/config", get, Some(U::Config), Scoped(S::ConfigRead)),
-        ("/v1/config", patch, Some(U::Config), Scoped(S::ConfigWrite)),
-        ("/v1/flags", get, Some(U::Config), Scoped(S::ConfigRead)),
+        ("/v1/me", get, None, AnyTenant, None),
+        ("/v1/auth/login", post, Some(U::Auth), Public, None),
+        ("/v1/keys", get, Some(U::Auth), Scoped(S::KeysRead), None),
+        ("/v1/keys", post, Some(U::Auth), Scoped(S::KeysWrite), None),
+        ("/v1/keys/{id}", get, Some(U::Auth), Scoped(S::KeysRead), None),
+        ("/v1/keys/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite), Some(Credential)),
+        ("/v1/keys/{id}/rotate", post, Some(U::Auth), Scoped(S::KeysWrite), Some(Credential)),
+        ("/v1/users", get, Some(U::Auth), Scoped(S::KeysRead), None),
+        ("/v1/users", post, Some(U::Auth), Scoped(S::KeysWrite), None),
+        ("/v1/users/{id}", delete, Some(U::Auth), Scoped(S::KeysWrite), Some(Credential)),
+        ("/v1/admin/tenants", get.or(post), Some(U::Tenant), Admin, None),
+        ("/v1/admin/tenants/{id}", get.or(patch).or(delete), Some(U::Tenant), Admin, Some(Tenant)),
+        ("/v1/admin/tenants/{id}/users", post, Some(U::Tenant), Admin, None),
+        ("/v1/admin/plans", get, Some(U::Tenant), Admin, None),
+        ("/v1/admin/plans/{plan}", put, Some(U::Tenant), Admin, Some(AllTenants)),
+        ("/v1/content/{*rest}", post.or(get), Some(U::Core), Scoped(S::ContentFetch), None),
+        ("/v1/crawl", post.or(get), Some(U::Core), Scoped(S::ContentCrawl), None),
+        ("/v1/crawl/{*rest}", get.or(post).or(delete), Some(U::Core), Scoped(S::ContentCrawl), None),
+        ("/v1/config", get, Some(U::Config), Scoped(S::ConfigRead), None),
+        ("/v1/config", patch, Some(U::Config), Scoped(S::ConfigWrite), None),
+        ("/v1/flags", get, Some(U::Config), Scoped(S::ConfigRead), None),
     ]
 }
 
 pub fn router(state: GatewayState) -> Router {
     let mut routes: Router<GatewayState> = Router::new();
-    for (path, methods, upstream, access) in table() {
+    for (path, methods, upstream, access, stale) in table() {
         let handler = match upstream {
             Some(upstream) => {
-                let route = Route { upstream, access };
-                on(methods, move |state: State<GatewayState>, request: Request| pass(state, route, request))
+                let route = Route { upstream, access, stale };
+                on(methods, move |state: State<GatewayState>, params: RawPathParams, request: Request| {
+                    pass(state, route, params, request)
+                })
             }
             None => on(methods, me),
         };
@@ -90,7 +109,13 @@ pub fn router(state: GatewayState) -> Router {
         let state = state.clone();
         async move {
             state.bus.ping().await.map_err(|e| e.to_string())?;
-            for (name, transport) in [("auth", &state.upstreams.auth), ("tenant", &state.upstreams.tenant)] {
+            let upstreams = &state.upstreams;
+            for (name, transport) in [
+                ("auth", &upstreams.auth),
+                ("tenant", &upstreams.tenant),
+                ("config", &upstreams.config),
+                ("core", &upstreams.core),
+            ] {
                 let request = http::Request::builder()
                     .uri("/ready")
                     .body(axum::body::Body::empty())
@@ -128,7 +153,7 @@ fn authenticate_request<'a>(
 }
 
 /// Checks what the route needs, then forwards.
-async fn pass(State(state): State<GatewayState>, route: Route, request: Request) -> Response {
+async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathParams, request: Request) -> Response {
     let token = match route.access {
         Access::Public => None,
         access => match authenticate_request(&state, &request).await.and_then(|a| authorize(&a, access).map(|()| a)) {
@@ -142,7 +167,20 @@ async fn pass(State(state): State<GatewayState>, route: Route, request: Request)
         Upstream::Config => &state.upstreams.config,
         Upstream::Core => &state.upstreams.core,
     };
-    proxy::forward(transport, request, token.as_deref()).await
+    let changes = request.method() != http::Method::GET;
+    let response = proxy::forward(transport, request, token.as_deref()).await;
+    if let (true, true, Some(stale)) = (changes, response.status().is_success(), route.stale) {
+        let id = params.iter().next().map(|(_, value)| value.to_owned()).unwrap_or_default();
+        match stale {
+            Stale::Credential => state.authn.forget_credential(&id),
+            Stale::Tenant => match id.parse() {
+                Ok(tenant) => state.authn.forget_tenant(&tenant),
+                Err(_) => state.authn.forget_all_tenants(),
+            },
+            Stale::AllTenants => state.authn.forget_all_tenants(),
+        }
+    }
+    response
 }
 
 fn authorize(a: &Authenticated, access: Access) -> Result<(), ApiError> {

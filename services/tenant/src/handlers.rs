@@ -2,6 +2,7 @@
 
 use crate::store::{self, TenantRecord};
 use crate::{TenantState, tasks};
+use anno_api::auth::{CreateUserRequest, User};
 use anno_api::tenant::{CreateTenantRequest, CreateTenantResponse, Tenant, UpdateTenantRequest};
 use anno_api::token::Caller;
 use anno_api::{Page, PageQuery, page_from_rows};
@@ -281,6 +282,23 @@ pub async fn delete(
         tracing::info!(tenant.id = %id, "tenant deleted");
     }
     Ok(Json(load(&state, &id).await?))
+}
+
+/// `POST /v1/admin/tenants/{id}/users`: adds a user (the first owner, say) to a
+/// tenant that exists and is not deleted.
+pub async fn create_user(
+    State(state): State<TenantState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<TenantId>,
+    ApiJson(request): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    caller.require_admin()?;
+    let tenant = load_record(&state, &id).await?;
+    if tenant.status == TenantStatus::Deleted {
+        return Err(ApiError::conflict("tenant_deleted", "A deleted tenant cannot gain users."));
+    }
+    let user = state.inner.auth.create_user(&caller.token, &id, &request).await.map_err(|e| e.pass_client_errors())?;
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use anno_bus::Bus;
 use anno_store::{Db, Migration};
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,7 @@ pub fn router(state: TenantState) -> Router {
     let routes = Router::new()
         .route("/v1/admin/tenants", get(handlers::list).post(handlers::create))
         .route("/v1/admin/tenants/{tenant_id}", get(handlers::get).patch(handlers::update).delete(handlers::delete))
+        .route("/v1/admin/tenants/{tenant_id}/users", post(handlers::create_user))
         .route("/v1/admin/plans", get(plans::list))
         .route("/v1/admin/plans/{plan}", put(plans::update))
         .route("/internal/v1/tenants/{tenant_id}", get(handlers::get_internal))

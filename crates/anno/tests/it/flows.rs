@@ -537,7 +537,10 @@ async fn admin_lists_tenants_by_cursor(p: &Platform) {
 async fn garbage_never_causes_a_server_error(p: &Platform) {
     let t = p.onboard().await;
     let id = t.tenant.id.to_string();
-    let key = t.api_key.key.id.to_string();
+    // Rotation is the target of garbage too (an empty body is a valid rotation),
+    // so it gets a key of its own.
+    let spare = CreateKeyRequest { name: "spare".into(), scopes: ScopeSet::all(), expires_at: None };
+    let key = p.client(&t.api_key.secret).create_key(&spare).await.unwrap().key.id.to_string();
     let routes = [
         ("POST", "/v1/admin/tenants".to_owned()),
         ("PATCH", format!("/v1/admin/tenants/{id}")),

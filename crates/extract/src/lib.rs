@@ -1,0 +1,4 @@
+//! Anno's extraction engine.
+
+pub mod decode;
+pub mod tokens;

@@ -68,6 +68,17 @@ enum Command {
     },
     /// Print the documented default configuration.
     Config,
+    /// Measure the platform's engines on a dataset.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Extraction quality (precision, recall, F1 of the main text) and speed
+    /// (pages/s, MB/s of the extraction loop, one thread) on a dataset laid out as
+    /// `html/<id>.html.gz` + `ground-truth.json`.
+    Extract(crate::bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +103,14 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config => {
             print!("{}", crate::config::DEFAULTS);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Extract(args)) => {
+            let options = anno_extract::Options::default();
+            let report = crate::bench::run_extract_bench(&args, |html, url| {
+                anno_extract::extract(html, url, Some("text/html; charset=utf-8"), &options).text()
+            })?;
+            println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout } => Ok(healthcheck(&url, Duration::from_secs(timeout)).await),

@@ -299,8 +299,8 @@ pub fn analyse(dom: &Dom) -> Analysis {
         score: vec![0.0; n],
     };
     let mut in_link = vec![false; n];
-    let mut buf = String::new();
-    // Top-down: parents come before children in node order.
+    // Top-down (parents come before children in node order): what is never
+    // content by its tag or because it is hidden.
     for id in 1..n as NodeId {
         let node = dom.node(id);
         let parent = node.parent as usize;
@@ -314,28 +314,59 @@ pub fn analyse(dom: &Dom) -> Analysis {
                 a.has_block_child[parent] = true;
             }
             in_link[id as usize] |= tag == Tag::A;
-            let removed = never_content(tag) || hidden(dom, id) || {
-                if matches!(tag, Tag::Body | Tag::Html | Tag::Article | Tag::Main | Tag::A | Tag::P) {
-                    false
-                } else {
-                    names(dom, id, &mut buf);
-                    !buf.is_empty() && contains_any(&buf, UNLIKELY) && !contains_any(&buf, MAYBE)
-                }
-            };
-            a.removed[id as usize] = removed;
+            a.removed[id as usize] = never_content(tag) || hidden(dom, id);
         }
     }
-    // Bottom-up: children come after parents, so a reverse pass sums subtrees.
-    for id in (1..n).rev() {
+    sum_text(dom, &mut a, &in_link);
+    // Boilerplate by class or id: comments, sharing, sidebars… but never a
+    // container holding much of the page's text, whatever its name says
+    // (`widget Blog`, `wrapper header-style-2`, `page-ad-margins`).
+    let total = a.text[0].max(1) as f32;
+    let mut buf = String::new();
+    let mut pruned = false;
+    for id in 1..n as NodeId {
+        let i = id as usize;
+        let parent = dom.node(id).parent as usize;
+        if a.removed[parent] {
+            a.removed[i] = true;
+            continue;
+        }
+        let Some(tag) = dom.tag(id) else { continue };
+        if a.removed[i] || matches!(tag, Tag::Body | Tag::Html | Tag::Article | Tag::Main | Tag::A | Tag::P) {
+            continue;
+        }
+        if a.text[i] as f32 > total * 0.3 {
+            continue;
+        }
+        names(dom, id, &mut buf);
+        if !buf.is_empty() && contains_any(&buf, UNLIKELY) && !contains_any(&buf, MAYBE) {
+            a.removed[i] = true;
+            pruned = true;
+        }
+    }
+    if pruned {
+        sum_text(dom, &mut a, &in_link);
+    }
+    score(dom, &mut a, &mut buf);
+    a
+}
+
+/// Bottom-up sums of text, link text and commas over what is not removed;
+/// children come after parents, so one reverse pass covers every subtree.
+fn sum_text(dom: &Dom, a: &mut Analysis, in_link: &[bool]) {
+    a.text.iter_mut().for_each(|t| *t = 0);
+    a.link_text.iter_mut().for_each(|t| *t = 0);
+    a.commas.iter_mut().for_each(|t| *t = 0);
+    for id in (1..dom.len()).rev() {
         if a.removed[id] {
             continue;
         }
         if let NodeData::Text(range) = dom.node(id as NodeId).data {
             let (chars, commas) = measure(dom.slice(range));
-            a.text[id] = chars;
-            a.commas[id] = commas;
+            a.text[id] += chars;
+            a.commas[id] += commas;
             if in_link[id] {
-                a.link_text[id] = chars;
+                a.link_text[id] += chars;
             }
         }
         let parent = dom.node(id as NodeId).parent;
@@ -346,8 +377,6 @@ pub fn analyse(dom: &Dom) -> Analysis {
             a.commas[p] += a.commas[id];
         }
     }
-    score(dom, &mut a, &mut buf);
-    a
 }
 
 fn class_weight(dom: &Dom, id: NodeId, buf: &mut String) -> f32 {

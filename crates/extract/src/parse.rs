@@ -133,6 +133,24 @@ impl Builder {
             Tag::Head => self.has_head = true,
             _ => {}
         }
+        // Anything that is not head content ends an unclosed `<head>`.
+        let head_content = matches!(
+            tag,
+            Tag::Meta
+                | Tag::Link
+                | Tag::Title
+                | Tag::Style
+                | Tag::Script
+                | Tag::Noscript
+                | Tag::Base
+                | Tag::Template
+                | Tag::Head
+        );
+        if !head_content {
+            if let Some(i) = self.stack.iter().rposition(|(_, t)| *t == Tag::Head) {
+                self.pop_through(i);
+            }
+        }
         if closes_p(tag) {
             self.close_p();
         }
@@ -651,6 +669,15 @@ mod tests {
         assert_eq!(tree("<html><body><p>a</p></body></html><p>b"), r#"html(body(p("a") p("b")))"#);
         assert_eq!(tree("<body a=1><body b=2><p>x</span></p>"), r#"body(p("x"))"#);
         assert_eq!(tree("<custom-el>x</CUSTOM-EL>y"), r#"custom-el("x") "y""#);
+    }
+
+    #[test]
+    fn an_unclosed_head_ends_where_the_body_begins() {
+        assert_eq!(
+            tree("<html><head><title>t</title><meta x><body><p>a"),
+            r#"html(head(title("t") meta) body(p("a")))"#
+        );
+        assert_eq!(tree("<head><link><div>b</div>"), r#"head(link) div("b")"#);
     }
 
     #[test]

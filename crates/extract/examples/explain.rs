@@ -52,7 +52,7 @@ fn main() -> std::process::ExitCode {
         .filter(|id| analysis.removed[*id as usize] && dom.parent(*id).is_some_and(|p| !analysis.removed[p as usize]))
         .map(|id| (dom.text_content(id).split_whitespace().map(str::len).sum::<usize>(), id))
         .collect();
-    pruned.sort_by(|a, b| b.0.cmp(&a.0));
+    pruned.sort_by_key(|p| std::cmp::Reverse(p.0));
     for (text, id) in pruned.iter().take(5) {
         println!("pruned {text:6}  #{id} {}", describe(*id));
     }

@@ -121,12 +121,14 @@ impl<'a> Emitter<'a> {
         if !self.buf.is_empty() && NOT_ARTICLE.iter().any(|n| self.buf.contains(n)) && !matches!(tag, Tag::P) {
             return true;
         }
-        // Link lists and link blocks: navigation, not prose.
+        // Link lists and link blocks: navigation and teasers, not prose.
         let text = self.analysis.text[i];
-        !matches!(tag, Tag::P | Tag::Pre | Tag::Td | Tag::Th | Tag::Tr | Tag::Table)
-            && text > 0
-            && self.analysis.link_density(id) > 0.5
-            && text < 1000
+        let density = self.analysis.link_density(id);
+        match tag {
+            Tag::Pre | Tag::Td | Tag::Th | Tag::Tr | Tag::Table => false,
+            Tag::P => text > 0 && density > 0.6 && text < 400,
+            _ => text > 0 && density > 0.5 && text < 1000,
+        }
     }
 
     pub fn emit(&mut self, root: NodeId) {

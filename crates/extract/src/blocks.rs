@@ -126,6 +126,7 @@ impl<'a> Emitter<'a> {
         let density = self.analysis.link_density(id);
         match tag {
             Tag::Pre | Tag::Td | Tag::Th | Tag::Tr | Tag::Table => false,
+            t if t.heading_level().is_some() => false,
             Tag::P => text > 0 && density > 0.6 && text < 400,
             _ => text > 0 && density > 0.5 && text < 1000,
         }

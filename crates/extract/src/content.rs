@@ -313,7 +313,12 @@ pub fn analyse(dom: &Dom) -> Analysis {
             if is_block(tag) {
                 a.has_block_child[parent] = true;
             }
-            in_link[id as usize] |= tag == Tag::A;
+            // A link that leads away; in-page anchors are not navigation.
+            in_link[id as usize] |= tag == Tag::A
+                && dom.attr_raw(id, "href").is_some_and(|h| {
+                    let h = h.trim();
+                    !h.is_empty() && !h.starts_with('#') && !h.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("javascript:"))
+                });
             a.removed[id as usize] = never_content(tag) || hidden(dom, id);
         }
     }

@@ -106,9 +106,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Extract(args)) => {
-            let options = anno_extract::Options::default();
+            let options =
+                anno_extract::Options { markdown: false, count_tokens: false, ..anno_extract::Options::default() };
             let report = crate::bench::run_extract_bench(&args, |html, url| {
-                anno_extract::extract(html, url, Some("text/html; charset=utf-8"), &options).text()
+                anno_extract::extract(html, url, Some("text/html; charset=utf-8"), &options).text
             })?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)

@@ -38,6 +38,8 @@ pub struct Emitter<'a> {
     pub images: bool,
     /// Text of the page title, to leave the headline out of the body.
     pub title: String,
+    /// Drop what leads and trails an article (main-content mode).
+    pub trim_edges: bool,
     blocks: Vec<Block>,
     spans: Vec<Span>,
     href: Option<String>,
@@ -66,6 +68,7 @@ impl<'a> Emitter<'a> {
             links: true,
             images: true,
             title: String::new(),
+            trim_edges: true,
             blocks: Vec::new(),
             spans: Vec::new(),
             href: None,
@@ -82,6 +85,9 @@ impl<'a> Emitter<'a> {
 
     pub fn finish(mut self) -> Vec<Block> {
         self.flush();
+        if self.trim_edges {
+            crate::edges::trim(&mut self.blocks, &self.title);
+        }
         self.blocks
     }
 

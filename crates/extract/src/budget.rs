@@ -90,7 +90,12 @@ mod tests {
         let mut blocks = vec![Block::Heading { level: 2, spans: vec![Span::plain("Findings")] }];
         for n in 0..12 {
             blocks.push(paragraph(n));
-            blocks.push(Block::ListItem { depth: 0, ordered: true, number: Some(n as u32 + 1), spans: vec![Span::plain("an item")] });
+            blocks.push(Block::ListItem {
+                depth: 0,
+                ordered: true,
+                number: Some(n as u32 + 1),
+                spans: vec![Span::plain("an item")],
+            });
         }
         blocks
     }

@@ -68,6 +68,14 @@ fn never_content(tag: Tag) -> bool {
     )
 }
 
+/// Never text, even where a caller asks for it.
+fn is_code_or_head(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Script | Tag::Style | Tag::Noscript | Tag::Template | Tag::Head | Tag::Title | Tag::Meta | Tag::Link
+    )
+}
+
 pub fn is_block(tag: Tag) -> bool {
     matches!(
         tag,
@@ -288,8 +296,50 @@ fn measure(text: &str) -> (u32, u32) {
     (chars, commas)
 }
 
+/// Which parts of the page a caller wants considered: subtrees to leave out,
+/// and, when given, the only subtrees to look in.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub exclude: Vec<NodeId>,
+    pub include: Option<Vec<NodeId>>,
+}
+
 pub fn analyse(dom: &Dom) -> Analysis {
+    analyse_in(dom, &Scope::default())
+}
+
+/// Analyses the page within a caller's scope: excluded subtrees are removed;
+/// with includes, everything outside the included subtrees is removed too
+/// (their ancestors stay, as the way down to them).
+pub fn analyse_in(dom: &Dom, scope: &Scope) -> Analysis {
     let n = dom.len();
+    let mut excluded = vec![false; n];
+    for id in &scope.exclude {
+        if let Some(slot) = excluded.get_mut(*id as usize) {
+            *slot = true;
+        }
+    }
+    // With includes: inside an included subtree, or on the way down to one.
+    let wanted = scope.include.as_ref().map(|include| {
+        let mut inside = vec![false; n];
+        let mut on_path = vec![false; n];
+        for id in include {
+            if let Some(slot) = inside.get_mut(*id as usize) {
+                *slot = true;
+            }
+        }
+        for id in 1..n {
+            let parent = dom.node(id as NodeId).parent as usize;
+            inside[id] |= inside[parent];
+        }
+        for id in (1..n).rev() {
+            if inside[id] || on_path[id] {
+                let parent = dom.node(id as NodeId).parent as usize;
+                on_path[parent] = true;
+            }
+        }
+        (inside, on_path)
+    });
     let mut a = Analysis {
         removed: vec![false; n],
         text: vec![0; n],
@@ -317,10 +367,17 @@ pub fn analyse(dom: &Dom) -> Analysis {
             in_link[id as usize] |= tag == Tag::A
                 && dom.attr_raw(id, "href").is_some_and(|h| {
                     let h = h.trim();
-                    !h.is_empty() && !h.starts_with('#') && !h.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("javascript:"))
+                    !h.is_empty()
+                        && !h.starts_with('#')
+                        && !h.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("javascript:"))
                 });
-            a.removed[id as usize] = never_content(tag) || hidden(dom, id);
+            // What the caller explicitly included is content, whatever its tag.
+            let included = wanted.as_ref().is_some_and(|(inside, _)| inside[id as usize]);
+            let never = if included { is_code_or_head(tag) } else { never_content(tag) };
+            a.removed[id as usize] = never || hidden(dom, id);
         }
+        a.removed[id as usize] |= excluded[id as usize]
+            || wanted.as_ref().is_some_and(|(inside, on_path)| !inside[id as usize] && !on_path[id as usize]);
     }
     sum_text(dom, &mut a, &in_link);
     // Boilerplate by class or id: comments, sharing, sidebars… but never a
@@ -340,7 +397,7 @@ pub fn analyse(dom: &Dom) -> Analysis {
         if a.removed[i] || matches!(tag, Tag::Body | Tag::Html | Tag::Article | Tag::Main | Tag::A | Tag::P) {
             continue;
         }
-        if a.text[i] as f32 > total * 0.3 {
+        if a.text[i] as f32 > total * 0.3 || wanted.as_ref().is_some_and(|(inside, _)| inside[i]) {
             continue;
         }
         names(dom, id, &mut buf);

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod content;
 pub mod decode;
 pub mod dom;
+pub mod edges;
 pub mod entities;
 mod entities_table;
 pub mod metadata;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod outcome;
 pub mod parse;
 pub mod render;
+pub mod select;
 pub mod tokens;
 
 pub use metadata::Metadata;
@@ -30,19 +32,39 @@ pub struct Options {
     pub main_content: bool,
     pub links: bool,
     pub images: bool,
+    /// Render the Markdown (`Document::markdown`); off, it is left empty, for
+    /// callers that want only the text or the blocks (rendering Markdown costs
+    /// about a sixth of the extraction).
+    pub markdown: bool,
     /// Count o200k_base tokens of the raw HTML, the Markdown and the text
-    /// ([`Document::tokens`]). Tokenizing the raw page costs more than the
-    /// extraction itself; turn it off when the counts are not wanted.
+    /// (`Document::tokens`). Tokenizing the raw page costs many times the
+    /// extraction itself (the tokenizer reads some 10 MB/s); turn it off when
+    /// the counts are not wanted.
     pub count_tokens: bool,
     /// Keep only as many blocks as fit in this many tokens of Markdown.
     pub max_tokens: Option<usize>,
     /// Keep at most this many blocks.
     pub max_nodes: Option<usize>,
+    /// Only these parts of the page (`select::parse("article, .post")`); main
+    /// content detection, when on, then looks within them.
+    pub include: Option<select::SelectorList>,
+    /// Never these parts of the page.
+    pub exclude: Option<select::SelectorList>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { main_content: true, links: true, images: true, count_tokens: true, max_tokens: None, max_nodes: None }
+        Options {
+            main_content: true,
+            links: true,
+            images: true,
+            markdown: true,
+            count_tokens: true,
+            max_tokens: None,
+            max_nodes: None,
+            include: None,
+            exclude: None,
+        }
     }
 }
 
@@ -61,7 +83,8 @@ pub struct Document {
     pub metadata: Metadata,
     /// The main content in reading order.
     pub blocks: Vec<Block>,
-    /// The blocks as GitHub-flavoured Markdown (links and images as asked).
+    /// The blocks as GitHub-flavoured Markdown (links and images as asked;
+    /// empty when `Options::markdown` is off).
     pub markdown: String,
     /// The blocks as plain text: blank lines between blocks, no URLs.
     pub text: String,
@@ -74,13 +97,14 @@ pub struct Document {
 }
 
 impl Document {
-    /// The main content as plain text: blocks separated by a blank line, no URLs.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The main content as plain text: blocks separated by a blank line, no
+    /// URLs. A copy of the `text` field, which can be borrowed or moved instead.
+    pub fn text(&self) -> String {
+        self.text.clone()
     }
 
-    /// The main content as GitHub-flavoured Markdown rendered with other
-    /// options than [`Document::markdown`] (the field) was.
+    /// The blocks as GitHub-flavoured Markdown rendered with other options
+    /// than the `markdown` field was (say, without links).
     pub fn markdown(&self, options: &render::RenderOptions) -> String {
         render::markdown(&self.blocks, options)
     }
@@ -112,8 +136,17 @@ pub fn extract(bytes: &[u8], url: &str, content_type: Option<&str>, options: &Op
     let dom = parse::parse(decoded.text);
     let base = url::Url::parse(url).ok();
     let metadata = metadata::read(&dom, base.as_ref());
-    let analysis = content::analyse(&dom);
-    let found = if options.main_content { content::main_content(&dom, &analysis) } else { Vec::new() };
+    let scope = content::Scope {
+        exclude: options.exclude.as_ref().map(|e| e.select(&dom, dom::ROOT)).unwrap_or_default(),
+        include: options.include.as_ref().map(|i| i.select(&dom, dom::ROOT)),
+    };
+    let analysis = content::analyse_in(&dom, &scope);
+    let found = match (&scope.include, options.main_content) {
+        (_, true) => content::main_content(&dom, &analysis),
+        // Without main-content detection, what was included is the content.
+        (Some(included), false) => included.clone(),
+        (None, false) => Vec::new(),
+    };
     // The container's share of the page's visible text, when one stood out.
     let content_share = (!found.is_empty()).then(|| {
         let chosen: u64 = found.iter().map(|r| u64::from(analysis.text[*r as usize])).sum();
@@ -128,6 +161,7 @@ pub fn extract(bytes: &[u8], url: &str, content_type: Option<&str>, options: &Op
     let mut emitter = blocks::Emitter::new(&dom, &analysis, base);
     emitter.links = options.links;
     emitter.images = options.images;
+    emitter.trim_edges = options.main_content;
     emitter.title = metadata.title.clone().unwrap_or_default();
     for root in roots {
         emitter.emit(root);
@@ -138,8 +172,12 @@ pub fn extract(bytes: &[u8], url: &str, content_type: Option<&str>, options: &Op
     let render_options = render::RenderOptions { links: options.links, images: options.images };
     let limits = budget::Limits { max_tokens: options.max_tokens, max_nodes: options.max_nodes };
     let cut = budget::cut(&mut blocks, limits, &render_options);
-    let markdown = cut.markdown.unwrap_or_else(|| render::markdown(&blocks, &render_options));
     let text = render::text(&blocks);
+    let markdown = match cut.markdown {
+        Some(markdown) => markdown,
+        None if options.markdown || options.count_tokens => render::markdown(&blocks, &render_options),
+        None => String::new(),
+    };
     let tables = blocks
         .iter()
         .filter_map(|b| match b {
@@ -148,6 +186,7 @@ pub fn extract(bytes: &[u8], url: &str, content_type: Option<&str>, options: &Op
         })
         .collect();
     let tokens = options.count_tokens.then(|| TokenCounts::measure(dom.source(), &markdown, &text));
+    let markdown = if options.markdown { markdown } else { String::new() };
     Document {
         url: url.to_owned(),
         outcome: assessment.outcome,
@@ -168,7 +207,12 @@ mod tests {
     use super::*;
 
     fn run(html: &str) -> Document {
-        extract(html.as_bytes(), "https://news.example.com/2024/05/harbour", Some("text/html; charset=utf-8"), &Options::default())
+        extract(
+            html.as_bytes(),
+            "https://news.example.com/2024/05/harbour",
+            Some("text/html; charset=utf-8"),
+            &Options::default(),
+        )
     }
 
     const PROSE: &[&str] = &[
@@ -240,6 +284,19 @@ mod tests {
 <div id="px-captcha-wrapper"><h1>Before we continue...</h1><p>Press &amp; Hold to confirm you are a human (and not a bot).</p>
 <div id="px-captcha"></div><p>Reference ID 5f2c1a70-8d1e-11ee-b9d1-0242ac120002</p></div></body></html>"#;
         assert_eq!(run(hold).outcome, Outcome::ChallengePage);
+
+        let sorry = r#"<html><head><title>https://www.example.com/search?q=harbour</title></head><body>
+<div style="max-width:400px;"><hr noshade size="1"><br>
+<div style="font-size:13px;"><b>About this page</b><br><br>Our systems have detected unusual traffic from your computer network.
+This page checks to see if it's really you sending the requests, and not a robot.<br><br>
+<form id="captcha-form" method="post"><div class="g-recaptcha"></div></form></div>
+<div style="font-size:13px;">IP address: 203.0.113.7<br>Time: 2024-05-14T09:00:00Z<br>URL: https://www.example.com/search?q=harbour</div></div></body></html>"#;
+        assert_eq!(run(sorry).outcome, Outcome::ChallengePage);
+
+        let akamai = r#"<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>
+You don't have permission to access "http&#58;&#47;&#47;www&#46;example&#46;com&#47;" on this server.<P>
+Reference&#32;&#35;18&#46;2f3c1002&#46;1715677200&#46;5a1b2c3</BODY></HTML>"#;
+        assert_eq!(run(akamai).outcome, Outcome::ChallengePage);
     }
 
     #[test]
@@ -268,21 +325,34 @@ mod tests {
 
     #[test]
     fn what_is_not_html_is_not_extracted() {
-        let doc = extract(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "https://example.com/report.pdf", Some("application/pdf"), &Options::default());
+        let doc = extract(
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n",
+            "https://example.com/report.pdf",
+            Some("application/pdf"),
+            &Options::default(),
+        );
         assert_eq!((doc.outcome, doc.confidence, doc.blocks.len(), doc.tokens), (Outcome::NotHtml, 0.0, 0, None));
-        let html_as_pdf = extract(article("").as_bytes(), "https://example.com/a", Some("application/pdf"), &Options::default());
+        let html_as_pdf =
+            extract(article("").as_bytes(), "https://example.com/a", Some("application/pdf"), &Options::default());
         assert_eq!(html_as_pdf.outcome, Outcome::NotHtml);
 
         let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0".to_vec();
         png.extend((0..2000u32).map(|i| (i * 31 % 251) as u8));
         assert_eq!(extract(&png, "https://example.com/x", None, &Options::default()).outcome, Outcome::NotHtml);
         let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-        assert_eq!(extract(&noise, "https://example.com/x", Some("text/html"), &Options::default()).outcome, Outcome::NotHtml);
+        assert_eq!(
+            extract(&noise, "https://example.com/x", Some("text/html"), &Options::default()).outcome,
+            Outcome::NotHtml
+        );
     }
 
     #[test]
     fn a_page_without_text_is_empty() {
-        for page in ["", "<html><head><title></title></head><body></body></html>", "<body>\n  <div><img src=a.png></div>\n</body>"] {
+        for page in [
+            "",
+            "<html><head><title></title></head><body></body></html>",
+            "<body>\n  <div><img src=a.png></div>\n</body>",
+        ] {
             let doc = run(page);
             assert_eq!(doc.outcome, Outcome::Empty, "{page:?}");
             assert_eq!(doc.confidence, 0.0);
@@ -313,7 +383,14 @@ mod tests {
         let farm = run(&farm);
         let real = run(&article(""));
         assert!(farm.heuristics.link_density > 0.35 && farm.outcome == Outcome::Ok, "{:?}", farm.heuristics);
-        assert!(real.confidence > farm.confidence + 0.2, "{} {:?} vs {} {:?}", real.confidence, real.heuristics, farm.confidence, farm.heuristics);
+        assert!(
+            real.confidence > farm.confidence + 0.2,
+            "{} {:?} vs {} {:?}",
+            real.confidence,
+            real.heuristics,
+            farm.confidence,
+            farm.heuristics
+        );
         assert!((0.0..=1.0).contains(&farm.confidence));
     }
 
@@ -334,20 +411,47 @@ mod tests {
         // The outcome and confidence describe the page, not the cut.
         assert_eq!((cut.outcome, cut.confidence), (full.outcome, full.confidence));
 
-        let two = extract(article("").as_bytes(), "https://news.example.com/a", None, &Options { max_nodes: Some(2), ..Options::default() });
+        let two = extract(
+            article("").as_bytes(),
+            "https://news.example.com/a",
+            None,
+            &Options { max_nodes: Some(2), ..Options::default() },
+        );
         assert_eq!((two.blocks.len(), two.truncated), (2, true));
     }
 
     #[test]
     fn token_counts_show_the_reduction() {
-        let doc = run(&article("<table><tr><th>Phase</th><th>Year</th></tr><tr><td>Outer wall</td><td>2024</td></tr></table>"));
+        let doc = run(&article(
+            "<table><tr><th>Phase</th><th>Year</th></tr><tr><td>Outer wall</td><td>2024</td></tr></table>",
+        ));
         let tokens = doc.tokens.as_ref().expect("counted by default");
         assert!(tokens.raw > tokens.markdown && tokens.markdown >= tokens.text && tokens.text > 0);
         assert!(tokens.reduction > 0.0 && tokens.reduction < 1.0, "{}", tokens.reduction);
         assert_eq!(doc.tables.len(), 1);
         assert_eq!(doc.tables[0].headers, ["Phase", "Year"]);
-        let fast = extract(article("").as_bytes(), "https://a.example/", None, &Options { count_tokens: false, ..Options::default() });
-        assert!(fast.tokens.is_none());
+        let fast = extract(
+            article("").as_bytes(),
+            "https://a.example/",
+            None,
+            &Options { count_tokens: false, ..Options::default() },
+        );
+        assert!(fast.tokens.is_none() && !fast.markdown.is_empty());
+        let text_only = extract(
+            article("").as_bytes(),
+            "https://a.example/",
+            None,
+            &Options { markdown: false, count_tokens: false, ..Options::default() },
+        );
+        assert!(text_only.markdown.is_empty() && text_only.text == fast.text && text_only.tokens.is_none());
+        let counted = extract(
+            article("").as_bytes(),
+            "https://a.example/",
+            None,
+            &Options { markdown: false, ..Options::default() },
+        );
+        assert!(counted.markdown.is_empty());
+        assert_eq!(counted.tokens.map(|t| t.markdown), Some(tokens::count(&fast.markdown)));
     }
 
     #[test]
@@ -358,5 +462,45 @@ mod tests {
         assert!(json["heuristics"]["scores"]["links"].as_f64().is_some());
         assert!(json["tokens"]["reduction"].as_f64().is_some());
         assert_eq!(json["truncated"], false);
+    }
+
+    #[test]
+    fn selectors_include_and_exclude_compose_with_main_content() {
+        let para = |t: &str| {
+            format!(
+                "<p>{t} This sentence makes the paragraph long enough to count as prose, with commas, clauses, and detail.</p>"
+            )
+        };
+        let html = format!(
+            "<html><body><nav>Home News</nav><article>{}<div class=\"ad\">{}</div>{}</article><section id=\"notes\">{}</section></body></html>",
+            para("First."),
+            para("Sponsored."),
+            para("Last."),
+            para("Notes.")
+        );
+        let url = "https://example.com/a";
+        let plain = extract(html.as_bytes(), url, None, &Options::default());
+        assert!(plain.text.contains("Sponsored."), "{}", plain.text);
+
+        let exclude = Options { exclude: Some(select::parse(".ad").unwrap()), ..Options::default() };
+        let doc = extract(html.as_bytes(), url, None, &exclude);
+        assert!(
+            doc.text.contains("First.") && doc.text.contains("Last.") && !doc.text.contains("Sponsored."),
+            "{}",
+            doc.text
+        );
+
+        let include = Options { include: Some(select::parse("#notes").unwrap()), ..Options::default() };
+        let doc = extract(html.as_bytes(), url, None, &include);
+        assert!(doc.text.contains("Notes.") && !doc.text.contains("First."), "{}", doc.text);
+
+        let whole =
+            Options { include: Some(select::parse("nav, #notes").unwrap()), main_content: false, ..Options::default() };
+        let doc = extract(html.as_bytes(), url, None, &whole);
+        assert!(
+            doc.text.contains("Home News") && doc.text.contains("Notes.") && !doc.text.contains("First."),
+            "{}",
+            doc.text
+        );
     }
 }

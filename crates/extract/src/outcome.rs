@@ -94,10 +94,14 @@ const CHALLENGE_PHRASES: &[&str] = &[
     "prove you are human",
     "prove you're human",
     "checking your browser",
+    "verifying your browser",
     "checking if the site connection is secure",
+    "needs to review the security of your connection",
     "are you a robot",
     "i'm not a robot",
     "i am not a robot",
+    "you're not a robot",
+    "you are not a robot",
     "robot or human",
     "human or robot",
     "complete the security check",
@@ -119,6 +123,7 @@ const CHALLENGE_PHRASES: &[&str] = &[
     "automated access to this page",
     "we need to make sure you are not a robot",
     "to continue, please type the characters",
+    "please enable js and disable any ad blocker",
 ];
 
 /// Titles of bot-check pages, lower case (too common in running text to be
@@ -141,42 +146,38 @@ const CHALLENGE_PAIRS: &[(&str, &str)] = &[
     ("access denied", "you don't have permission to access"),
     ("blocked", "captcha"),
     ("security check", "captcha"),
-    ("bot", "captcha"),
+    ("robot", "captcha"),
 ];
 
-/// Sign-in and subscription prompts that stand in for content, lower case.
+/// The start of a sign-in or subscription prompt, lower case: a prompt when an
+/// [`AUTH_GOALS`] follows ("log in to continue", "subscribe to keep reading",
+/// "you must be logged in to view this page") — not when it asks for something
+/// else ("log in to post a comment", "sign up to our newsletter").
+const AUTH_PROMPTS: &[&str] = &[
+    "sign in to ",
+    "signed in to ",
+    "log in to ",
+    "logged in to ",
+    "login to ",
+    "log on to ",
+    "subscribe to ",
+    "subscribe now to ",
+    "subscriber to ",
+    "register to ",
+    "registered to ",
+    "sign up to ",
+    "create a free account to ",
+    "create an account to ",
+    "become a member to ",
+    "member to ",
+];
+
+/// What a prompt asks the reader to sign in for: the content itself.
+const AUTH_GOALS: &[&str] =
+    &["continue", "keep reading", "read", "view", "access", "unlock", "finish reading", "see the full", "see this"];
+
+/// Sign-in and subscription walls in so many words, lower case.
 const AUTH_PHRASES: &[&str] = &[
-    "sign in to continue",
-    "sign in to read",
-    "sign in to view",
-    "sign in to see",
-    "sign in to access",
-    "sign in to keep reading",
-    "log in to continue",
-    "log in to read",
-    "log in to view",
-    "log in to see",
-    "log in to access",
-    "log in to keep reading",
-    "login to continue",
-    "login to read",
-    "login to view",
-    "login to access",
-    "you must be logged in",
-    "you need to be logged in",
-    "you must log in",
-    "you must sign in",
-    "you need to log in",
-    "you need to sign in",
-    "please log in to",
-    "please login to",
-    "please sign in to",
-    "subscribe to continue",
-    "subscribe to keep reading",
-    "subscribe to unlock",
-    "subscribe now to continue",
-    "subscribe to read the full",
-    "subscribe to read this",
     "this content is for subscribers",
     "this content is only available to subscribers",
     "this article is for subscribers",
@@ -191,20 +192,12 @@ const AUTH_PHRASES: &[&str] = &[
     "this content is only available to members",
     "for members only",
     "members-only content",
-    "become a member to read",
-    "become a member to continue",
-    "create a free account to continue",
-    "create an account to continue",
-    "register to continue reading",
-    "register to read",
-    "sign up to continue reading",
-    "sign up to read",
 ];
 
 /// Prompts that stand in for content only together.
 const AUTH_PAIRS: &[(&str, &str)] = &[
-    ("already a subscriber", "subscribe"),
     ("to continue reading", "subscribe"),
+    ("to keep reading", "subscribe"),
     ("to continue reading", "sign in"),
     ("to continue reading", "log in"),
 ];
@@ -213,8 +206,8 @@ const AUTH_PAIRS: &[(&str, &str)] = &[
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Heuristics {
-    /// Words of main text (scripts without spaces count one word per two
-    /// characters).
+    /// Words of main text: runs of non-space characters (in scripts written
+    /// without spaces, every two characters count as a word).
     pub main_words: usize,
     /// Paragraphs and quotes of at least ten words.
     pub paragraphs: usize,
@@ -276,8 +269,15 @@ fn declared(content_type: Option<&str>) -> Declared {
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "text/html" | "application/xhtml+xml" | "application/vnd.wap.xhtml+xml" => Declared::Html,
-        "" | "*/*" | "application/octet-stream" | "binary/octet-stream" | "application/unknown"
-        | "unknown/unknown" | "application/x-unknown-content-type" | "text/plain" | "text/xml"
+        ""
+        | "*/*"
+        | "application/octet-stream"
+        | "binary/octet-stream"
+        | "application/unknown"
+        | "unknown/unknown"
+        | "application/x-unknown-content-type"
+        | "text/plain"
+        | "text/xml"
         | "application/xml" => Declared::Unknown,
         m if !m.contains('/') => Declared::Unknown,
         _ => Declared::Other,
@@ -286,12 +286,13 @@ fn declared(content_type: Option<&str>) -> Declared {
 
 /// Whether the bytes are to be extracted as HTML: the `Content-Type` does not
 /// name another format, the bytes are not binary, and, when the type says
-/// nothing, they hold markup.
+/// nothing, they hold markup (or nothing at all).
 pub fn is_html(bytes: &[u8], content_type: Option<&str>) -> bool {
     match declared(content_type) {
         Declared::Other => false,
         Declared::Html => !looks_binary(bytes),
-        Declared::Unknown => !looks_binary(bytes) && has_markup(bytes),
+        // An empty response is an empty page, not another format.
+        Declared::Unknown => !looks_binary(bytes) && (has_markup(bytes) || bytes.trim_ascii().is_empty()),
     }
 }
 
@@ -329,71 +330,60 @@ pub fn has_markup(bytes: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 // Words
 
-/// Counts words across pieces of text. A word is a run of non-space characters
-/// holding a letter or digit; in scripts written without spaces (Chinese,
-/// Japanese, Thai…) every two characters count as one word.
-#[derive(Default)]
+/// Counts words across pieces of text: runs of non-space characters, except
+/// in scripts written without spaces (Chinese, Japanese, Thai, Lao), where
+/// every two characters count as one word besides.
+///
+/// Works on bytes in one pass the compiler can vectorise — a counter of words
+/// runs on every page, so it must cost next to nothing: control characters
+/// count as spaces, and the unspaced scripts are told by their UTF-8 lead
+/// bytes (U+3000–U+9FFF: `E3`–`E9`; U+0E00–U+0EFF: `E0 B8`–`E0 BB`).
 pub struct WordCounter {
     words: usize,
     unspaced: usize,
-    in_word: bool,
-    counted: bool,
+    /// The last piece ended in a space (or nothing was fed yet).
+    after_space: bool,
+}
+
+impl Default for WordCounter {
+    fn default() -> Self {
+        WordCounter { words: 0, unspaced: 0, after_space: true }
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    b <= b' '
 }
 
 impl WordCounter {
-    pub fn feed(&mut self, text: &str) {
-        for c in text.chars() {
-            if c.is_ascii() {
-                if c.is_ascii_whitespace() {
-                    self.in_word = false;
-                    self.counted = false;
-                } else {
-                    self.in_word = true;
-                    if !self.counted && c.is_ascii_alphanumeric() {
-                        self.words += 1;
-                        self.counted = true;
-                    }
-                }
-            } else if unspaced_script(c) {
-                self.unspaced += 1;
-                self.in_word = false;
-                self.counted = false;
-            } else if c.is_whitespace() {
-                self.in_word = false;
-                self.counted = false;
-            } else {
-                self.in_word = true;
-                if !self.counted && c.is_alphanumeric() {
-                    self.words += 1;
-                    self.counted = true;
-                }
-            }
+    /// Counts the words of `text`, continuing a word the last piece ended in;
+    /// returns the visible (non-space) bytes of `text`.
+    pub fn feed(&mut self, text: &str) -> usize {
+        let bytes = text.as_bytes();
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return 0 };
+        let mut starts = usize::from(self.after_space && !is_space(first));
+        let mut unspaced = usize::from((0xe3..=0xe9).contains(&last));
+        let mut visible = usize::from(!is_space(last));
+        for pair in bytes.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            starts += usize::from(is_space(a) & !is_space(b));
+            unspaced += usize::from((0xe3..=0xe9).contains(&a) | ((a == 0xe0) & (b & 0xfc == 0xb8)));
+            visible += usize::from(!is_space(a));
         }
+        self.words += starts;
+        self.unspaced += unspaced;
+        self.after_space = is_space(last);
+        visible
     }
 
     /// Ends the current word (between blocks or table cells).
     pub fn end(&mut self) {
-        self.in_word = false;
-        self.counted = false;
+        self.after_space = true;
     }
 
     pub fn total(&self) -> usize {
         self.words + self.unspaced.div_ceil(2)
     }
-}
-
-/// Letters of scripts written without spaces between words.
-fn unspaced_script(c: char) -> bool {
-    matches!(c,
-        '\u{3040}'..='\u{30ff}'      // Hiragana, Katakana
-        | '\u{3400}'..='\u{4dbf}'    // CJK Extension A
-        | '\u{4e00}'..='\u{9fff}'    // CJK Unified Ideographs
-        | '\u{f900}'..='\u{faff}'    // CJK Compatibility Ideographs
-        | '\u{20000}'..='\u{2ebef}'  // CJK Extensions B–F
-        | '\u{0e00}'..='\u{0eff}'    // Thai, Lao
-        | '\u{1000}'..='\u{109f}'    // Myanmar
-        | '\u{1780}'..='\u{17ff}' // Khmer
-    )
 }
 
 /// Counts words of a text.
@@ -420,18 +410,13 @@ pub struct ContentStats {
 /// Paragraphs shorter than this many words do not count as paragraphs.
 const PARAGRAPH_WORDS: usize = 10;
 
-fn visible_bytes(text: &str) -> usize {
-    text.bytes().filter(|b| !b.is_ascii_whitespace()).count()
-}
-
 /// Words, paragraphs and link share of the blocks, in one pass over their text.
 pub fn content_stats(blocks: &[Block]) -> ContentStats {
     let mut stats = ContentStats::default();
     let mut counter = WordCounter::default();
     let spans_of = |spans: &[Span], counter: &mut WordCounter, stats: &mut ContentStats| {
         for span in spans {
-            counter.feed(&span.text);
-            let chars = visible_bytes(&span.text);
+            let chars = counter.feed(&span.text);
             stats.chars += chars;
             if span.href.is_some() {
                 stats.link_chars += chars;
@@ -448,16 +433,12 @@ pub fn content_stats(blocks: &[Block]) -> ContentStats {
                     stats.paragraphs += 1;
                 }
             }
-            Block::Code { text, .. } => {
-                counter.feed(text);
-                stats.chars += visible_bytes(text);
-            }
+            Block::Code { text, .. } => stats.chars += counter.feed(text),
             Block::Table { table } => {
                 let cells = table.caption.iter().chain(&table.headers).chain(table.rows.iter().flatten());
                 for cell in cells {
-                    counter.feed(cell);
+                    stats.chars += counter.feed(cell);
                     counter.end();
-                    stats.chars += visible_bytes(cell);
                 }
             }
             Block::Image { .. } => {}
@@ -487,59 +468,112 @@ pub struct Visible {
 
 /// Hidden by attribute or inline style.
 fn hidden(dom: &Dom, id: NodeId) -> bool {
-    if dom.attr_raw(id, "hidden").is_some() {
-        return true;
+    dom.attrs(id).iter().any(|attr| {
+        let name = dom.slice(attr.name);
+        name.eq_ignore_ascii_case("hidden")
+            || (name.eq_ignore_ascii_case("style") && hidden_style(dom.slice(attr.value)))
+    })
+}
+
+/// `display: none` or `visibility: hidden` in an inline style.
+fn hidden_style(style: &str) -> bool {
+    let has = |needle: &[u8]| style.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if !has(b"none") && !has(b"hidden") {
+        return false;
     }
-    let Some(style) = dom.attr_raw(id, "style") else { return false };
     let style: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     style.contains("display:none") || style.contains("visibility:hidden")
 }
 
 /// Markup removed from raw text (the content of `<noscript>`), decoded.
-fn strip_tags(raw: &str, out: &mut String) {
+fn strip_tags(raw: &str, out: &mut Normalised) {
     let mut rest = raw;
     while let Some(lt) = rest.find('<') {
-        out.push_str(&crate::entities::decode(&rest[..lt]));
-        out.push(' ');
+        out.push(&crate::entities::decode(&rest[..lt]));
+        out.separate();
         rest = match rest[lt..].find('>') {
             Some(gt) => &rest[lt + gt + 1..],
             None => "",
         };
     }
-    out.push_str(&crate::entities::decode(rest));
+    out.push(&crate::entities::decode(rest));
 }
 
-fn normalise(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for word in raw.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        for c in word.chars() {
+/// Text lower-cased, whitespace collapsed to single spaces, curly apostrophes
+/// straightened, appended piece by piece.
+#[derive(Default)]
+struct Normalised {
+    /// Always UTF-8: whole ASCII bytes and whole encoded characters are pushed.
+    out: Vec<u8>,
+    space: bool,
+}
+
+impl Normalised {
+    fn push(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii() {
+                i += 1;
+                if b.is_ascii_whitespace() {
+                    self.space = true;
+                } else {
+                    self.gap();
+                    self.out.push(b.to_ascii_lowercase());
+                }
+                continue;
+            }
+            let Some(c) = text[i..].chars().next() else { break };
+            i += c.len_utf8();
+            if c.is_whitespace() {
+                self.space = true;
+                continue;
+            }
+            self.gap();
+            let mut buf = [0u8; 4];
             match c {
-                '\u{2018}' | '\u{2019}' | '\u{02bc}' => out.push('\''),
-                c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
-                c => out.extend(c.to_lowercase()),
+                '\u{2018}' | '\u{2019}' | '\u{02bc}' => self.out.push(b'\''),
+                c => c.to_lowercase().for_each(|l| self.out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes())),
             }
         }
     }
-    out
+
+    /// A word boundary, as between two elements.
+    fn separate(&mut self) {
+        self.space = true;
+    }
+
+    fn gap(&mut self) {
+        if self.space && !self.out.is_empty() {
+            self.out.push(b' ');
+        }
+        self.space = false;
+    }
+
+    fn finish(self) -> String {
+        String::from_utf8(self.out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+fn normalise(text: &str) -> String {
+    let mut n = Normalised::default();
+    n.push(text);
+    n.finish()
 }
 
 /// The page's visible text: everything but scripts, styles, templates,
 /// embedded objects, form controls' own values and hidden elements.
 pub fn visible(dom: &Dom) -> Visible {
-    let mut raw = String::new();
+    let mut text = Normalised::default();
     let mut title = String::new();
     let mut password = false;
     let mut nodes = dom.descendants(ROOT);
     while let Some(id) = nodes.next() {
         match dom.node(id).data {
-            NodeData::Text(_) => {
-                raw.push_str(&dom.text(id));
-                raw.push(' ');
-            }
+            NodeData::Text(_) => text.push(&dom.text(id)),
             NodeData::Element { tag, .. } => {
+                text.separate();
                 let skip = match tag {
                     Tag::Script
                     | Tag::Style
@@ -562,9 +596,8 @@ pub fn visible(dom: &Dom) -> Visible {
                     }
                     Tag::Noscript => {
                         for child in dom.children(id) {
-                            strip_tags(dom.raw_text(child), &mut raw);
+                            strip_tags(dom.raw_text(child), &mut text);
                         }
-                        raw.push(' ');
                         true
                     }
                     Tag::Input => {
@@ -581,7 +614,7 @@ pub fn visible(dom: &Dom) -> Visible {
             NodeData::Document => {}
         }
     }
-    let text = normalise(&raw);
+    let text = text.finish();
     let words = words(&text);
     Visible { text, title, words, password }
 }
@@ -599,12 +632,23 @@ pub fn is_challenge(visible: &Visible) -> bool {
             || CHALLENGE_TITLES.iter().any(|t| visible.title.contains(t)))
 }
 
+/// Whether the text asks the reader to sign in or subscribe to go on.
+fn prompts(text: &str) -> bool {
+    AUTH_PROMPTS.iter().any(|prompt| {
+        text.match_indices(prompt).any(|(at, _)| {
+            let rest = &text[at + prompt.len()..];
+            AUTH_GOALS.iter().any(|goal| rest.starts_with(goal))
+        })
+    })
+}
+
 /// A sign-in or subscription wall, on a page whose content is short: a prompt
 /// to sign in or subscribe to go on, or a password field with next to no
 /// content beside it (a login page).
 pub fn is_auth_wall(visible: &Visible, main_words: usize) -> bool {
     main_words < SHORT_CONTENT_WORDS
         && (any_phrase(&[&visible.text, &visible.title], AUTH_PHRASES, AUTH_PAIRS)
+            || prompts(&visible.text)
             || (visible.password && main_words < LOW_CONTENT_WORDS))
 }
 
@@ -621,7 +665,11 @@ fn article_type(metadata: &Metadata) -> bool {
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).any(article),
         _ => false,
     });
-    ld || metadata.open_graph.get("type").and_then(Value::as_str).is_some_and(|t| t.trim().eq_ignore_ascii_case("article"))
+    ld || metadata
+        .open_graph
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("article"))
 }
 
 /// The weights of the confidence's signals; they sum to 1.
@@ -730,15 +778,18 @@ mod tests {
         assert!(!looks_binary(b"\xff\xfe<\0p\0>\0"), "UTF-16 with a BOM is text");
         assert!(!is_html(b"%PDF-1.4 <not html>", Some("text/html")));
         assert!(!is_html(b"just some words, no markup", None));
+        assert!(is_html(b"", None) && is_html(b" \n", None), "an empty response is an empty page");
         assert!(is_html(b"just some words, no markup", Some("text/html")));
         assert!(has_markup(b"text <!-- comment -->") && !has_markup(b"1 < 2 and 3 > 2"));
     }
 
     #[test]
     fn words_are_counted_across_spans_and_in_unspaced_scripts() {
-        assert_eq!(words("The quick brown fox — jumps!"), 5);
-        assert_eq!(words("  "), 0);
-        assert_eq!(words("日本語のテキスト"), 4);
+        assert_eq!(words("The quick brown fox — jumps!"), 6);
+        assert_eq!(words("  \n\t"), 0);
+        assert_eq!(words("日本語のテキスト"), 1 + 4);
+        assert_eq!(words("ภาษาไทย"), 1 + 4);
+        assert_eq!(words("Ünïcödé wörds, naïve café"), 4);
         let mut counter = WordCounter::default();
         counter.feed("hyper");
         counter.feed("text link");
@@ -755,9 +806,7 @@ mod tests {
             Block::Heading { level: 2, spans: vec![Span::plain("A heading of four")] },
             Block::Paragraph { spans: vec![Span::plain("one two three four five six seven eight nine "), link] },
             Block::Paragraph { spans: vec![Span::plain("too short")] },
-            Block::Table {
-                table: Table { caption: None, headers: vec!["a".into()], rows: vec![vec!["b c".into()]] },
-            },
+            Block::Table { table: Table { caption: None, headers: vec!["a".into()], rows: vec![vec!["b c".into()]] } },
         ];
         let stats = content_stats(&blocks);
         assert_eq!(stats.words, 4 + 11 + 2 + 3);
@@ -783,7 +832,8 @@ mod tests {
 
     #[test]
     fn the_outcome_follows_from_what_the_page_shows() {
-        let page = |text: &str, words: usize| Visible { text: text.into(), title: String::new(), words, password: false };
+        let page =
+            |text: &str, words: usize| Visible { text: text.into(), title: String::new(), words, password: false };
         assert_eq!(decide(&page("", 0), 0), Outcome::Empty);
         assert_eq!(decide(&page("checking your browser before accessing example.com", 6), 0), Outcome::ChallengePage);
         assert_eq!(decide(&page("access denied. please complete the captcha below", 7), 0), Outcome::ChallengePage);
@@ -793,6 +843,17 @@ mod tests {
         assert_eq!(decide(&page("some short note", 3), 3), Outcome::LowContent);
         let login = Visible { password: true, ..page("welcome back email password", 4) };
         assert_eq!(decide(&login, 2), Outcome::AuthWall);
+    }
+
+    #[test]
+    fn prompts_ask_for_the_content_not_for_comments() {
+        assert!(prompts("please log in to continue reading this story"));
+        assert!(prompts("you must be logged in to view this page"));
+        assert!(prompts("subscribe to keep reading"));
+        assert!(prompts("sign in to read the full article"));
+        assert!(!prompts("you must log in to post a comment"));
+        assert!(!prompts("sign up to our newsletter"));
+        assert!(!prompts("register to vote by friday"));
     }
 
     #[test]

@@ -112,6 +112,23 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 anno_extract::extract(html, url, Some("text/html; charset=utf-8"), &options).text
             })?;
             println!("{report}");
+            println!("(timed: parse, main content, text; Markdown and token counts are not part of the loop)");
+            if args.tokens {
+                let pages = crate::bench::dataset::load(&args.dataset)?;
+                let counts: Vec<(u64, u64)> = pages
+                    .iter()
+                    .filter_map(|page| {
+                        let doc = anno_extract::extract(
+                            &page.html,
+                            &page.url,
+                            Some("text/html; charset=utf-8"),
+                            &anno_extract::Options::default(),
+                        );
+                        doc.tokens.map(|t| (t.raw as u64, t.markdown as u64))
+                    })
+                    .collect();
+                println!("{}", crate::bench::Reduction::from_counts(&counts));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout } => Ok(healthcheck(&url, Duration::from_secs(timeout)).await),

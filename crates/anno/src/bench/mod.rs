@@ -25,6 +25,59 @@ pub struct BenchArgs {
     /// Extract every page this many times and report the fastest pass.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: u32,
+    /// Also count o200k tokens of each page's raw HTML and of its Markdown, and
+    /// report the reduction (outside the timed loop).
+    #[arg(long)]
+    pub tokens: bool,
+}
+
+/// Token reduction over a dataset: raw HTML against the Markdown returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reduction {
+    pub pages: usize,
+    pub raw_tokens: u64,
+    pub markdown_tokens: u64,
+    /// The median of the per-page reductions (1 − markdown / raw).
+    pub median: f64,
+}
+
+impl Reduction {
+    /// Total reduction: 1 − all Markdown tokens / all raw tokens.
+    pub fn total(&self) -> f64 {
+        if self.raw_tokens == 0 { 0.0 } else { 1.0 - self.markdown_tokens as f64 / self.raw_tokens as f64 }
+    }
+
+    /// From per-page (raw, markdown) token counts.
+    pub fn from_counts(counts: &[(u64, u64)]) -> Reduction {
+        let mut ratios: Vec<f64> =
+            counts.iter().filter(|(raw, _)| *raw > 0).map(|(raw, md)| 1.0 - *md as f64 / *raw as f64).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = match ratios.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => ratios[n / 2],
+            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
+        Reduction {
+            pages: counts.len(),
+            raw_tokens: counts.iter().map(|c| c.0).sum(),
+            markdown_tokens: counts.iter().map(|c| c.1).sum(),
+            median,
+        }
+    }
+}
+
+impl fmt::Display for Reduction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tokens     o200k, raw HTML {} -> Markdown {} over {} pages: total reduction {:.1}%, median {:.1}%",
+            self.raw_tokens,
+            self.markdown_tokens,
+            self.pages,
+            self.total() * 100.0,
+            self.median * 100.0
+        )
+    }
 }
 
 /// The outcome of a benchmark run.
@@ -176,6 +229,19 @@ pub(crate) mod testing {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         assert!(!ci, "{what} is required under CI (set ANNO_BENCH_DIR to the shared bench directory)");
         eprintln!("skipping: {what} is not available");
+    }
+}
+
+#[cfg(test)]
+mod reduction_tests {
+    use super::Reduction;
+
+    #[test]
+    fn reduction_is_total_and_median() {
+        let r = Reduction::from_counts(&[(100, 10), (200, 100), (1000, 100), (0, 0)]);
+        assert_eq!((r.raw_tokens, r.markdown_tokens), (1300, 210));
+        assert!((r.total() - (1.0 - 210.0 / 1300.0)).abs() < 1e-12);
+        assert!((r.median - 0.9).abs() < 1e-12, "median of 0.9, 0.5, 0.9 is 0.9");
     }
 }
 

@@ -276,7 +276,8 @@ mod tests {
     fn runs_scores_and_writes_predictions() {
         let dir = tiny_dataset();
         let out = dir.path().join("predictions.json");
-        let args = BenchArgs { dataset: dir.path().to_owned(), predictions: Some(out.clone()), repeat: 3 };
+        let args =
+            BenchArgs { dataset: dir.path().to_owned(), predictions: Some(out.clone()), repeat: 3, tokens: false };
         let calls = Cell::new(0);
         let report = run_extract_bench(&args, |html, url| {
             calls.set(calls.get() + 1);
@@ -307,7 +308,7 @@ mod tests {
     #[test]
     fn runs_at_least_once() {
         let dir = tiny_dataset();
-        let args = BenchArgs { dataset: dir.path().to_owned(), predictions: None, repeat: 0 };
+        let args = BenchArgs { dataset: dir.path().to_owned(), predictions: None, repeat: 0, tokens: false };
         let calls = Cell::new(0);
         let report = run_extract_bench(&args, |_, _| {
             calls.set(calls.get() + 1);

@@ -323,7 +323,7 @@ mod tests {
     fn reports_unwritable_predictions() {
         let dir = tiny_dataset();
         let out = dir.path().join("no-such-dir/predictions.json");
-        let args = BenchArgs { dataset: dir.path().to_owned(), predictions: Some(out), repeat: 1 };
+        let args = BenchArgs { dataset: dir.path().to_owned(), predictions: Some(out), repeat: 1, tokens: false };
         let err = format!("{:#}", run_extract_bench(&args, toy_extract).unwrap_err());
         assert!(err.contains("no-such-dir/predictions.json"), "{err}");
     }
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn ground_truth_as_prediction_scores_perfectly_on_the_development_set() {
         let Some(bench) = bench_dir() else { return unavailable("the shared bench directory") };
-        let args = BenchArgs { dataset: bench.join("extraction"), predictions: None, repeat: 1 };
+        let args = BenchArgs { dataset: bench.join("extraction"), predictions: None, repeat: 1, tokens: false };
         let truth = dataset::load_ground_truth(&args.dataset).unwrap();
         let by_url: BTreeMap<&str, &str> = truth.values().map(|t| (t.url.as_str(), t.article_body.as_str())).collect();
         let report = run_extract_bench(&args, |_, url| by_url[url].to_owned()).unwrap();

@@ -261,12 +261,18 @@ impl Dom {
         }
     }
 
-    /// Every text below `id`, decoded and concatenated.
+    /// Every text below `id`, decoded and concatenated; scripts, styles and
+    /// templates are not text.
     pub fn text_content(&self, id: NodeId) -> String {
         let mut out = String::new();
-        for n in self.descendants(id) {
-            if let NodeData::Text(_) = self.nodes[n as usize].data {
-                out.push_str(&self.text(n));
+        let mut walk = self.descendants(id);
+        while let Some(n) = walk.next() {
+            match self.nodes[n as usize].data {
+                NodeData::Text(_) => out.push_str(&self.text(n)),
+                NodeData::Element { tag: Tag::Script | Tag::Style | Tag::Template | Tag::Noscript, .. } => {
+                    walk.skip_subtree(n)
+                }
+                _ => {}
             }
         }
         out

@@ -36,6 +36,9 @@ struct Builder {
     has_body: bool,
     has_head: bool,
     has_html: bool,
+    /// Open `<p>` and `<head>` elements, so most start tags need no stack search.
+    open_p: usize,
+    open_head: usize,
 }
 
 fn new_node(parent: NodeId, data: NodeData) -> Node {
@@ -55,6 +58,8 @@ impl Builder {
             has_body: false,
             has_head: false,
             has_html: false,
+            open_p: 0,
+            open_head: 0,
         }
     }
 
@@ -97,11 +102,20 @@ impl Builder {
 
     fn pop_through(&mut self, index: usize) {
         for (_, tag) in self.stack.drain(index..) {
-            if matches!(tag, Tag::Svg | Tag::Math) {
-                self.foreign = self.foreign.saturating_sub(1);
+            match tag {
+                Tag::Svg | Tag::Math => self.foreign = self.foreign.saturating_sub(1),
+                Tag::P => self.open_p = self.open_p.saturating_sub(1),
+                Tag::Head => self.open_head = self.open_head.saturating_sub(1),
+                _ => {}
             }
         }
         self.overflow = 0;
+    }
+
+    fn pop(&mut self) {
+        if let Some(index) = self.stack.len().checked_sub(1) {
+            self.pop_through(index);
+        }
     }
 
     /// The topmost open element matching `want`, searching down to a boundary.
@@ -118,6 +132,9 @@ impl Builder {
     }
 
     fn close_p(&mut self) {
+        if self.open_p == 0 {
+            return;
+        }
         if let Some(i) = self.find_open(|t| t == Tag::P, is_scope_boundary_button) {
             self.pop_through(i);
         }
@@ -146,7 +163,7 @@ impl Builder {
                 | Tag::Template
                 | Tag::Head
         );
-        if !head_content {
+        if !head_content && self.open_head > 0 {
             if let Some(i) = self.stack.iter().rposition(|(_, t)| *t == Tag::Head) {
                 self.pop_through(i);
             }
@@ -158,7 +175,7 @@ impl Builder {
             Tag::H1 | Tag::H2 | Tag::H3 | Tag::H4 | Tag::H5 | Tag::H6
                 if self.stack.last().is_some_and(|(_, t)| t.heading_level().is_some()) =>
             {
-                self.stack.pop();
+                self.pop();
             }
             Tag::Li => {
                 if let Some(i) = self
@@ -211,7 +228,7 @@ impl Builder {
                 }
             }
             Tag::Option if self.stack.last().is_some_and(|(_, t)| *t == Tag::Option) => {
-                self.stack.pop();
+                self.pop();
             }
             Tag::Optgroup => {
                 if let Some(i) = self.find_open(|t| matches!(t, Tag::Option | Tag::Optgroup), |t| t == Tag::Select) {
@@ -240,8 +257,11 @@ impl Builder {
             self.overflow += 1;
             return;
         }
-        if matches!(tag, Tag::Svg | Tag::Math) {
-            self.foreign += 1;
+        match tag {
+            Tag::Svg | Tag::Math => self.foreign += 1,
+            Tag::P => self.open_p += 1,
+            Tag::Head => self.open_head += 1,
+            _ => {}
         }
         self.stack.push((id, tag));
     }
@@ -528,9 +548,13 @@ fn start_tag(s: &[u8], from: usize, b: &mut Builder) -> (usize, Tag, bool, Range
                 value = Range::new(start, i);
             }
         }
-        let duplicate = b.attrs[first_attr..].iter().any(|a| {
-            s[a.name.start as usize..a.name.end as usize].eq_ignore_ascii_case(&s[name_start..attr_name.end as usize])
-        });
+        // Duplicates are dropped as the standard says; past a few dozen
+        // attributes the check would make hostile markup quadratic, so it stops.
+        let duplicate = b.attrs.len() - first_attr <= 64
+            && b.attrs[first_attr..].iter().any(|a| {
+                s[a.name.start as usize..a.name.end as usize]
+                    .eq_ignore_ascii_case(&s[name_start..attr_name.end as usize])
+            });
         if !duplicate {
             b.attrs.push(Attr { name: attr_name, value });
         }

@@ -14,11 +14,41 @@ fn bpe() -> Option<&'static CoreBPE> {
 /// The number of o200k_base tokens in `text`.
 pub fn count(text: &str) -> usize {
     match bpe() {
-        Some(bpe) => bpe.encode_ordinary(text).len(),
+        Some(bpe) => chunks(text).map(|chunk| bpe.encode_ordinary(chunk).len()).sum(),
         // The ranks ship inside the tokenizer crate; failing to load them is a
         // build defect, and a length estimate is better than no figure.
         None => text.len().div_ceil(4),
     }
+}
+
+/// The tokenizer's pre-splitting pattern backtracks on very long runs of
+/// whitespace; counting in pieces of at most 4 KB, cut where whitespace meets
+/// a non-space character (a place the pattern splits anyway), keeps it linear.
+/// A run longer than a piece is cut inside the run, which can differ from
+/// the whole-text count by a token per cut.
+fn chunks(text: &str) -> impl Iterator<Item = &str> {
+    const PIECE: usize = 4096;
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() <= PIECE {
+            return Some(std::mem::take(&mut rest));
+        }
+        let mut cut = PIECE;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let window = &rest[..cut];
+        let bytes = window.as_bytes();
+        let boundary =
+            (1..bytes.len()).rev().find(|&i| bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace());
+        let at = boundary.filter(|&i| i > PIECE / 4).unwrap_or(cut);
+        let (head, tail) = rest.split_at(at);
+        rest = tail;
+        Some(head)
+    })
 }
 
 /// Raw HTML against what is returned.
@@ -45,6 +75,16 @@ impl TokenCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_texts_count_in_pieces_without_losing_any() {
+        let text = "word ".repeat(10_000) + &" ".repeat(100_000) + "end";
+        let pieces: Vec<&str> = chunks(&text).collect();
+        assert_eq!(pieces.concat(), text);
+        assert!(pieces.iter().all(|p| p.len() <= 4096));
+        let words = count(&"alpha beta ".repeat(5_000));
+        assert!((9_900..=10_100).contains(&words), "within a token per piece of 10,000: {words}");
+    }
 
     #[test]
     fn counts_are_real_tokens_not_characters() {

@@ -183,5 +183,5 @@ fn a_utf16_page_without_a_content_type_is_html() {
 fn ten_megabytes_of_nested_tables_extract_as_fast_as_a_real_page() {
     let _alone = alone();
     let bytes = size(10 << 20, 128 << 10);
-    assert_within(Duration::from_secs(2), &[("nested tables", fill("<table><tr><td>", bytes))]);
+    assert_within(Duration::from_secs(1), &[("nested tables", fill("<table><tr><td>", bytes))]);
 }

@@ -250,9 +250,10 @@ fn a_fifty_megabyte_page_extracts_in_under_six_seconds() {
     }
 }
 
-/// Hostile pages of ten megabytes are bounded by the same second or two as a
-/// real one of that size: nothing in them sends the engine quadratic. (Nested
-/// tables are slower: see `regressions`.)
+/// Hostile pages of ten megabytes extract within three seconds, a few times a
+/// real page of that size (0.45 s): nothing in them sends the engine
+/// quadratic. The slowest is a page of 1.3 million one-word paragraphs (1.9 s,
+/// spent making blocks); nested tables are slower still (see `regressions`).
 #[test]
 fn ten_megabytes_of_hostile_markup_extract_in_linear_time() {
     let _alone = alone();
@@ -275,7 +276,7 @@ fn ten_megabytes_of_hostile_markup_extract_in_linear_time() {
         ("unclosed script", [b"<script>".as_slice(), &fill("</scrip", bytes)].concat()),
         ("random bytes", crate::past_the_sniffer(&lcg.bytes(bytes))),
     ];
-    assert_within(Duration::from_secs(2), &cases);
+    assert_within(Duration::from_secs(3), &cases);
 }
 
 /// Extracts each case (best of two in an optimised build), checks it, prints

@@ -457,6 +457,8 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
     const MAX_COLUMNS: usize = 1000;
     let mut grid: Vec<Vec<Option<String>>> = Vec::with_capacity(rows.len());
     let mut pending: Vec<(usize, usize, usize, String)> = Vec::new(); // (row, col, rows left, text)
+    let copy_budget = 1_000_000 + 8 * a.text[table as usize] as usize;
+    let mut copied = 0usize;
     for (r, (row, _)) in rows.iter().enumerate() {
         let mut cells: Vec<Option<String>> = Vec::new();
         for (pr, pc, _, text) in pending.iter().filter(|p| p.0 < r && p.2 > 0) {
@@ -471,6 +473,8 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
                 p.2 -= 1;
             }
         }
+        // Spent spans go, so each row walks only the spans still open.
+        pending.retain(|p| p.2 > 0);
         let mut col = 0;
         for cell in dom.children(*row).filter(|c| matches!(dom.tag(*c), Some(Tag::Td | Tag::Th))) {
             while col < cells.len() && cells[col].is_some() {
@@ -486,11 +490,18 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
                     cells.resize(c + 1, None);
                 }
                 cells[c] = Some(text.clone());
+                copied += text.len();
                 if rowspan > 1 {
+                    copied += text.len() * (rowspan - 1);
                     pending.push((r, c, rowspan - 1, text.clone()));
                 }
             }
             col += colspan;
+        }
+        // Spans repeat a cell's text; past a bound that is a bomb, not data,
+        // and the table is read as ordinary content instead.
+        if copied > copy_budget {
+            return None;
         }
         grid.push(cells);
     }

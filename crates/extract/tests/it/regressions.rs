@@ -104,7 +104,6 @@ fn assert_no_secret(cases: &[&str]) {
 /// 100 MB of text and as much Markdown; with a 10 KB cell, gigabytes (the
 /// process is killed for want of memory).
 #[test]
-#[ignore = "engine defect: data_table in blocks.rs copies a spanning cell into colspan × rowspan slots"]
 fn a_cell_spanning_rows_and_columns_does_not_multiply_the_output() {
     let cell = "x".repeat(100);
     let html = format!(
@@ -127,7 +126,6 @@ fn a_cell_spanning_rows_and_columns_does_not_multiply_the_output() {
 /// hold a `rowspan=2` cell is quadratic in its rows. 10,000 rows take 0.1 s in
 /// a release build, 40,000 rows 2.3 s, 100,000 rows (3.9 MB) over thirty.
 #[test]
-#[ignore = "engine defect: data_table in blocks.rs never prunes spent rowspans (quadratic in rows)"]
 fn rowspans_are_resolved_in_linear_time() {
     let rows = size(100_000, 20_000);
     let html = format!("<table>{}</table>", "<tr><td rowspan=2>a</td><td>b</td></tr>".repeat(rows));

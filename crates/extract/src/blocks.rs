@@ -244,7 +244,7 @@ impl<'a> Emitter<'a> {
         let Some(tag) = self.dom.tag(id) else { return true };
         if let Some(level) = tag.heading_level() {
             self.flush();
-            let text = collapse(&self.dom.text_content(id));
+            let text = collapse(&visible_text(self.dom, self.analysis, id));
             if text.is_empty() || (level == 1 && !self.title.is_empty() && similar(&text, &self.title)) {
                 return false;
             }
@@ -277,7 +277,7 @@ impl<'a> Emitter<'a> {
             }
             Tag::Pre => {
                 self.flush();
-                let text = self.dom.text_content(id);
+                let text = visible_text(self.dom, self.analysis, id);
                 let text = text.trim_matches('\n').to_owned();
                 if !text.trim().is_empty() {
                     self.blocks.push(Block::Code { language: language(self.dom, id), text });
@@ -376,6 +376,12 @@ impl<'a> Emitter<'a> {
     }
 }
 
+/// The text below an element, without what the analysis removed (scripts,
+/// styles, hidden elements, excluded subtrees).
+fn visible_text(dom: &Dom, a: &Analysis, id: NodeId) -> String {
+    dom.text_content_except(id, |n| a.removed[n as usize])
+}
+
 /// Whitespace runs to one space, trimmed.
 pub fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -419,7 +425,7 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
     stack.reverse();
     while let Some(id) = stack.pop() {
         match dom.tag(id) {
-            Some(Tag::Caption) => caption = Some(collapse(&dom.text_content(id))).filter(|c| !c.is_empty()),
+            Some(Tag::Caption) => caption = Some(collapse(&visible_text(dom, a, id))).filter(|c| !c.is_empty()),
             Some(Tag::Thead | Tag::Tbody | Tag::Tfoot) => {
                 let mut children: Vec<NodeId> = dom.children(id).collect();
                 children.reverse();
@@ -435,12 +441,15 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
             _ => {}
         }
     }
-    // Layout tables hold blocks of prose or nested tables.
-    let has_blocks = dom.descendants(table).any(|d| {
-        matches!(
-            dom.tag(d),
-            Some(Tag::Table | Tag::P | Tag::Div | Tag::Ul | Tag::Ol | Tag::H1 | Tag::H2 | Tag::H3 | Tag::Blockquote)
-        ) && a.text[d as usize] > 200
+    // Layout tables hold blocks of prose or nested tables. The walk stops at
+    // a nested table, so a page of tables nested in tables is read once, not
+    // once for every table around it.
+    let has_blocks = dom.descendants(table).any(|d| match dom.tag(d) {
+        Some(Tag::Table) => true,
+        Some(Tag::P | Tag::Div | Tag::Ul | Tag::Ol | Tag::H1 | Tag::H2 | Tag::H3 | Tag::Blockquote) => {
+            a.text[d as usize] > 200
+        }
+        _ => false,
     });
     if rows.is_empty() || has_blocks {
         return None;
@@ -480,7 +489,7 @@ pub fn data_table(dom: &Dom, a: &Analysis, table: NodeId) -> Option<Table> {
             while col < cells.len() && cells[col].is_some() {
                 col += 1;
             }
-            let text = collapse(&dom.text_content(cell));
+            let text = collapse(&visible_text(dom, a, cell));
             let span = |name| {
                 dom.attr(cell, name).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, MAX_COLUMNS)
             };

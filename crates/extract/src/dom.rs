@@ -264,14 +264,23 @@ impl Dom {
     /// Every text below `id`, decoded and concatenated; scripts, styles and
     /// templates are not text.
     pub fn text_content(&self, id: NodeId) -> String {
+        self.text_content_except(id, |n| {
+            matches!(
+                self.nodes[n as usize].data,
+                NodeData::Element { tag: Tag::Script | Tag::Style | Tag::Template | Tag::Noscript, .. }
+            )
+        })
+    }
+
+    /// The text below `id`, leaving out the subtrees of the elements `skip`
+    /// names.
+    pub fn text_content_except(&self, id: NodeId, skip: impl Fn(NodeId) -> bool) -> String {
         let mut out = String::new();
         let mut walk = self.descendants(id);
         while let Some(n) = walk.next() {
             match self.nodes[n as usize].data {
                 NodeData::Text(_) => out.push_str(&self.text(n)),
-                NodeData::Element { tag: Tag::Script | Tag::Style | Tag::Template | Tag::Noscript, .. } => {
-                    walk.skip_subtree(n)
-                }
+                NodeData::Element { .. } if skip(n) => walk.skip_subtree(n),
                 _ => {}
             }
         }

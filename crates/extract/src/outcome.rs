@@ -321,10 +321,26 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
     control.count() * 20 > head.len()
 }
 
-/// A tag, comment or doctype anywhere: `<` followed by a letter, `/`, `!` or `?`.
+/// A tag, comment or doctype anywhere: `<` followed by a letter, `/`, `!` or
+/// `?`. UTF-16 text (told by its BOM) is read as 16-bit units.
 pub fn has_markup(bytes: &[u8]) -> bool {
-    memchr::memchr_iter(b'<', bytes)
-        .any(|at| bytes.get(at + 1).is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'/' | b'!' | b'?')))
+    let opens = |b: u8| b.is_ascii_alphabetic() || matches!(b, b'/' | b'!' | b'?');
+    let utf16 = |unit: fn([u8; 2]) -> u16| {
+        let mut after_open = false;
+        bytes[2..].chunks_exact(2).any(|c| {
+            let unit = unit([c[0], c[1]]);
+            let found = after_open && u8::try_from(unit).is_ok_and(opens);
+            after_open = unit == u16::from(b'<');
+            found
+        })
+    };
+    if bytes.starts_with(b"\xff\xfe") {
+        return utf16(u16::from_le_bytes);
+    }
+    if bytes.starts_with(b"\xfe\xff") {
+        return utf16(u16::from_be_bytes);
+    }
+    memchr::memchr_iter(b'<', bytes).any(|at| bytes.get(at + 1).is_some_and(|b| opens(*b)))
 }
 
 // ---------------------------------------------------------------------------

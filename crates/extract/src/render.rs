@@ -226,6 +226,9 @@ fn image(alt: &str, src: &str, title: Option<&str>) -> String {
     out
 }
 
+/// The deepest list nesting Markdown shows; deeper items stay at this depth.
+const MAX_LIST_DEPTH: usize = 6;
+
 /// Indentation and numbering of the list being written.
 #[derive(Default)]
 struct ListState {
@@ -244,8 +247,10 @@ impl ListState {
     /// The item's line, and whether it may follow the previous item without a
     /// blank line.
     fn item(&mut self, depth: u8, ordered: bool, number: Option<u32>, content: &str) -> (String, bool) {
-        // An item deeper than one below the last one is nested one level.
-        let depth = usize::from(depth).min(self.levels.len());
+        // An item deeper than one below the last one is nested one level, and
+        // none deeper than `MAX_LIST_DEPTH`: past that, indentation only
+        // multiplies the output (each level may add eleven columns).
+        let depth = usize::from(depth).min(self.levels.len()).min(MAX_LIST_DEPTH - 1);
         let indent = depth.checked_sub(1).map_or(0, |parent| self.levels[parent].content_column);
         let previous = self.levels.get(depth).and_then(|level| level.number);
         let (marker, number) = if ordered {

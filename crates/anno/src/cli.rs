@@ -79,6 +79,10 @@ enum BenchCommand {
     /// (pages/s, MB/s of the extraction loop, one thread) on a dataset laid out as
     /// `html/<id>.html.gz` + `ground-truth.json`.
     Extract(crate::bench::BenchArgs),
+    /// End to end: pages/s and p50/p99 latency of `/v1/content/fetch` through
+    /// the gateway of an embedded platform, against a local site serving the
+    /// dataset's pages, beside the extraction engine alone on the same pages.
+    Fetch(crate::bench::fetch::FetchBenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -103,6 +107,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config => {
             print!("{}", crate::config::DEFAULTS);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Fetch(args)) => {
+            print!("{}", crate::bench::fetch::run_fetch_bench(&args).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Extract(args)) => {

@@ -30,6 +30,8 @@ pub struct Config {
     pub gateway: GatewaySection,
     pub auth: AuthSection,
     pub tenant: TenantSection,
+    pub fetch: FetchSection,
+    pub core: CoreSection,
     /// `ANNO_*` variables that name no setting, to warn about once logging is up.
     #[serde(skip)]
     pub unknown_variables: Vec<String>,
@@ -75,6 +77,49 @@ pub struct TenantSection {
     pub sweep_interval_seconds: u64,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSection {
+    pub user_agent: String,
+    pub max_body_bytes: usize,
+    pub connect_timeout_seconds: u64,
+    pub timeout_seconds: u64,
+    pub max_redirects: usize,
+    #[serde(deserialize_with = "list_or_commas")]
+    pub allowed_private_hosts: Vec<String>,
+    pub host_interval_ms: u64,
+    pub max_host_wait_seconds: u64,
+    pub retries: u32,
+    pub breaker_failures: u32,
+    pub breaker_open_seconds: u64,
+    pub robots_ttl_seconds: u64,
+    pub respect_robots: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreSection {
+    pub cache_memory_mb: u64,
+    pub cache_ttl_seconds: u64,
+    pub default_max_age_seconds: u64,
+    pub shared_public_cache: bool,
+    pub batch_parallelism: u32,
+}
+
+/// A list from a file, or from a variable as comma-separated items.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(items) => items,
+        Either::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    })
+}
+
 /// Command-line values that override every other layer.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -92,7 +137,7 @@ fn known_keys() -> Vec<String> {
             let key = line.split_once('=')?.0.trim();
             key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then(|| key.to_owned())
         })
-        .chain(["services", "gateway", "auth", "tenant"].map(String::from))
+        .chain(["services", "gateway", "auth", "tenant", "fetch", "core"].map(String::from))
         .collect()
 }
 
@@ -153,6 +198,16 @@ impl Config {
         anyhow::ensure!(self.database_max_connections >= 1, "database_max_connections must be at least 1");
         anyhow::ensure!(!self.bus_namespace.is_empty(), "bus_namespace may not be empty");
         anyhow::ensure!(self.tenant.trial_days >= 1, "tenant.trial_days must be at least 1");
+        anyhow::ensure!(self.fetch.max_body_bytes >= 1024, "fetch.max_body_bytes must be at least 1024");
+        anyhow::ensure!(self.fetch.timeout_seconds >= 1, "fetch.timeout_seconds must be at least 1");
+        anyhow::ensure!(self.core.batch_parallelism >= 1, "core.batch_parallelism must be at least 1");
+        for entry in &self.fetch.allowed_private_hosts {
+            let port = entry.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
+            anyhow::ensure!(
+                port.is_some_and(|p| p.parse::<u16>().is_ok()),
+                "fetch.allowed_private_hosts: `{entry}` is not host:port"
+            );
+        }
         for (name, endpoint) in self.services.iter() {
             anno_api::transport::http(&endpoint.url).map_err(|e| anyhow::anyhow!("services.{name}.url: {e}"))?;
         }
@@ -232,5 +287,17 @@ mod tests {
         let err =
             Config::load_from(None, &Overrides::default(), env(&[("ANNO_TENANT__TRIAL_DAYS", "many")])).unwrap_err();
         assert!(err.to_string().contains("trial_days"), "{err}");
+        let vars = env(&[("ANNO_FETCH__ALLOWED_PRIVATE_HOSTS", "intranet.local")]);
+        let err = Config::load_from(None, &Overrides::default(), vars).unwrap_err();
+        assert!(err.to_string().contains("allowed_private_hosts"), "{err}");
+    }
+
+    #[test]
+    fn private_hosts_come_as_a_list_or_comma_separated() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert!(config.fetch.allowed_private_hosts.is_empty(), "nothing private is reachable by default");
+        let vars = env(&[("ANNO_FETCH__ALLOWED_PRIVATE_HOSTS", "intranet.local:8080, wiki.local:80")]);
+        let config = Config::load_from(None, &Overrides::default(), vars).unwrap();
+        assert_eq!(config.fetch.allowed_private_hosts, ["intranet.local:8080", "wiki.local:80"]);
     }
 }

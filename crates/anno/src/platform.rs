@@ -4,6 +4,7 @@
 use crate::config::Config;
 use anno_api::auth::AuthClient;
 use anno_api::client::ServiceClient;
+use anno_api::tenant::TenantClient;
 use anno_api::token::{KeySource, TokenVerifier};
 use anno_api::transport::{self, Transport};
 use anno_bus::Bus;
@@ -52,6 +53,8 @@ impl ServiceName {
 /// The routers built for this process, and how to reach those built elsewhere.
 pub struct Built {
     pub routers: Vec<(ServiceName, Router)>,
+    /// Core, when built here: its crawl jobs are handed back on stop.
+    pub core: Option<anno_core::State>,
 }
 
 /// Opens the database of one service, migrating it when configured to.
@@ -68,7 +71,8 @@ pub fn migrations(service: ServiceName) -> &'static [anno_store::Migration] {
     match service {
         ServiceName::Auth => anno_auth::MIGRATIONS,
         ServiceName::Tenant => anno_tenant::MIGRATIONS,
-        ServiceName::Gateway | ServiceName::Config | ServiceName::Core => &[],
+        ServiceName::Core => anno_core::MIGRATIONS,
+        ServiceName::Gateway | ServiceName::Config => &[],
     }
 }
 
@@ -87,6 +91,49 @@ pub async fn migrate_all(config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fetcher core uses: the system resolver behind the SSRF guard, and
+/// per-host politeness shared through Redis when there is one.
+fn fetcher(config: &Config, bus: &Bus) -> anyhow::Result<anno_fetch::Fetcher> {
+    let f = &config.fetch;
+    let fetch = anno_fetch::FetchConfig {
+        user_agent: f.user_agent.clone(),
+        max_body_bytes: f.max_body_bytes,
+        connect_timeout: Duration::from_secs(f.connect_timeout_seconds.max(1)),
+        total_timeout: Duration::from_secs(f.timeout_seconds.max(1)),
+        max_redirects: f.max_redirects,
+        allowed_private_hosts: f.allowed_private_hosts.clone(),
+        host_interval: Duration::from_millis(f.host_interval_ms),
+        max_host_wait: Duration::from_secs(f.max_host_wait_seconds),
+        retries: f.retries,
+        breaker_failures: f.breaker_failures.max(1),
+        breaker_open: Duration::from_secs(f.breaker_open_seconds),
+        robots_ttl: Duration::from_secs(f.robots_ttl_seconds),
+        ..anno_fetch::FetchConfig::default()
+    };
+    let hosts = match bus.redis_connection() {
+        Some((conn, namespace)) => anno_fetch::HostCoordinator::Redis { conn, namespace: namespace.to_owned() },
+        None => anno_fetch::HostCoordinator::Local,
+    };
+    anno_fetch::Fetcher::new(fetch, std::sync::Arc::new(anno_fetch::SystemResolver), hosts).map_err(anyhow::Error::msg)
+}
+
+fn core_settings(config: &Config) -> anno_core::Settings {
+    let c = &config.core;
+    anno_core::Settings {
+        cache: anno_core::CacheSettings {
+            memory_bytes: c.cache_memory_mb.saturating_mul(1 << 20),
+            ttl: Duration::from_secs(c.cache_ttl_seconds.max(1)),
+            ..anno_core::CacheSettings::default()
+        },
+        default_max_age: Duration::from_secs(c.default_max_age_seconds),
+        shared_public_cache: c.shared_public_cache,
+        batch_parallelism: c.batch_parallelism,
+        max_html_bytes: config.fetch.max_body_bytes,
+        respect_robots: config.fetch.respect_robots,
+        crawl: anno_core::crawl::CrawlSettings::default(),
+    }
 }
 
 /// The digest pepper: configured, or with SQLite generated once into the data dir.
@@ -174,9 +221,21 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
         remote("config")?
     };
 
+    let mut core = None;
     let core_transport = if selected.contains(&ServiceName::Core) {
         let db = open(config, &target, ServiceName::Core).await?;
-        let router = anno_core::router(anno_core::State::new(db, bus.clone(), verifier.clone()));
+        let deps = anno_core::Deps {
+            db,
+            bus: bus.clone(),
+            verifier: verifier.clone(),
+            tenants: TenantClient(ServiceClient::new("tenant", tenant_transport.clone())),
+            fetcher: fetcher(config, &bus)?,
+            settings: core_settings(config),
+        };
+        let state = anno_core::State::new(deps);
+        state.start().await?;
+        core = Some(state.clone());
+        let router = anno_core::router(state);
         routers.push((ServiceName::Core, router.clone()));
         transport::in_process(router)
     } else {
@@ -199,7 +258,7 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
         let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), settings));
         routers.insert(0, (ServiceName::Gateway, router));
     }
-    Ok(Built { routers })
+    Ok(Built { routers, core })
 }
 
 /// Where each service of this process listens: embedded, only the gateway
@@ -255,11 +314,18 @@ pub async fn run(
         shutdown.await;
         stop.cancel();
     });
+    let mut outcome = Ok(());
     while let Some(result) = servers.join_next().await {
         // One server failing brings the others down with it.
         token.cancel();
-        result??;
+        if let Err(e) = result.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)) {
+            outcome = outcome.and(Err(e));
+        }
     }
+    if let Some(core) = &built.core {
+        core.shutdown().await;
+    }
+    outcome?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -83,6 +83,12 @@ impl Bus {
         })
     }
 
+    /// The Redis connection and namespace of the distributed shape, for other
+    /// shared state (counters, caches) to use the same server.
+    pub fn redis_connection(&self) -> Option<(redis::aio::ConnectionManager, &str)> {
+        self.inner.redis.as_ref().map(|r| (r.conn.clone(), r.namespace.as_str()))
+    }
+
     pub fn is_distributed(&self) -> bool {
         self.inner.redis.is_some()
     }

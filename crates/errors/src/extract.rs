@@ -50,14 +50,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {inner}"))
+        } else if inner.to_string().starts_with("unknown field") {
+            // A name we do not know is not silently dropped: the caller meant
+            // something this API does not do.
+            let mut error = ApiError::bad_request("unknown_field", format!("{path}: {inner}"));
+            error.errors = vec![FieldError { path, message: inner.to_string() }];
+            error
         } else {
-            ApiError::invalid_fields(vec![FieldError {
-                path: if path == "." { String::new() } else { path },
-                message: inner.to_string(),
-            }])
+            ApiError::invalid_fields(vec![FieldError { path, message: inner.to_string() }])
         }
     })
 }

@@ -4,7 +4,7 @@
 mod extract;
 mod request_id;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use request_id::{RequestId, current_request_id, with_request_id};
 
 use axum::http::{HeaderValue, StatusCode, header};

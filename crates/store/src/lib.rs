@@ -9,6 +9,7 @@
 
 mod error;
 mod migrate;
+pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod scope;
 mod secret;
 
 pub use ids::{IdError, KeyId, TenantId, UserId, new_id};
-pub use keys::{bus_channel, storage_path, tenant_schema};
+pub use keys::{bus_channel, cache_key, storage_path, tenant_schema};
 pub use plan::{Features, LimitOverrides, Limits, Plan, PlanCatalog, TenantStatus};
 pub use scope::{ALL_SCOPES, Role, Scope, ScopeSet};
 pub use secret::Secret;

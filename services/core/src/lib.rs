@@ -1,32 +1,180 @@
-//! Anno core: fetch, extract, batch and crawl. This foundation holds its state, readiness and the internal-token check every request passes.
+//! Anno core: fetch, extract, batch and crawl, over the safe fetcher and the
+//! tenant-aware cache. Every request carries an internal token.
+
+mod cache;
+mod content;
+pub mod crawl;
+mod metrics;
+mod options;
+mod stream;
+
+pub use cache::{CacheSettings, ENGINE_VERSION};
+
+/// Core's own schema.
+pub const MIGRATIONS: &[anno_store::Migration] = crawl::MIGRATIONS;
 
 use anno_api::server::{Limits, Readiness, finish};
+use anno_api::tenant::TenantClient;
 use anno_api::token::{Caller, TokenVerifier};
 use anno_bus::Bus;
 use anno_errors::ApiError;
+use anno_fetch::Fetcher;
 use anno_store::Db;
+use anno_store::tenant::TenantStores;
+use anno_tenancy::{Limits as PlanLimitsOf, TenantId};
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::any;
+use axum::routing::{any, post};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub const SERVICE: &str = "core";
 
+/// How core behaves; the `anno` binary fills this from its configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub cache: CacheSettings,
+    /// How old a cached page may be when the caller sends no `maxAge`.
+    pub default_max_age: Duration,
+    /// Tenants share cached public pages (no headers or cookies of theirs).
+    pub shared_public_cache: bool,
+    /// URLs of one batch fetched at once, unless the caller asks for fewer.
+    pub batch_parallelism: u32,
+    pub crawl: crawl::CrawlSettings,
+    /// Largest HTML a caller may send to `/v1/content/extract` (bytes).
+    pub max_html_bytes: usize,
+    /// Single fetches obey robots.txt (crawls choose per job).
+    pub respect_robots: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cache: CacheSettings::default(),
+            crawl: crawl::CrawlSettings::default(),
+            default_max_age: Duration::from_secs(3600),
+            shared_public_cache: false,
+            batch_parallelism: 4,
+            max_html_bytes: 10 * 1024 * 1024,
+            respect_robots: true,
+        }
+    }
+}
+
+/// What core is built from.
+pub struct Deps {
+    pub db: Db,
+    pub bus: Bus,
+    pub verifier: TokenVerifier,
+    pub tenants: TenantClient,
+    pub fetcher: Fetcher,
+    pub settings: Settings,
+}
+
 #[derive(Clone)]
 pub struct State {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Db,
     bus: Bus,
     verifier: TokenVerifier,
+    fetcher: Fetcher,
+    cache: cache::Cache,
+    settings: Settings,
+    plans: Arc<TenantPlans>,
+    crawler: crawl::Crawler,
+}
+
+/// Each tenant's plan limits, from the tenant service, kept briefly.
+struct TenantPlans {
+    client: TenantClient,
+    cache: moka::future::Cache<TenantId, PlanLimitsOf>,
+}
+
+impl TenantPlans {
+    async fn limits(&self, tenant: &TenantId, token: &str) -> Result<PlanLimitsOf, ApiError> {
+        let (client, token) = (self.client.clone(), token.to_owned());
+        self.cache
+            .try_get_with(tenant.clone(), async move {
+                client.get(&token, tenant).await.map(|t| t.limits).map_err(|e| e.into_api_error())
+            })
+            .await
+            .map_err(|e| ApiError {
+                status: e.status,
+                code: e.code.clone(),
+                detail: e.detail.clone(),
+                errors: e.errors.clone(),
+                retry_after: e.retry_after,
+            })
+    }
+}
+
+impl crawl::PlanLimits for TenantPlans {
+    fn pages_per_crawl<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        token: &'a str,
+    ) -> crawl::BoxFuture<'a, Result<u32, ApiError>> {
+        Box::pin(async move { self.limits(tenant, token).await.map(|l| l.pages_per_crawl) })
+    }
 }
 
 impl FromRef<State> for TokenVerifier {
     fn from_ref(state: &State) -> TokenVerifier {
-        state.verifier.clone()
+        state.inner.verifier.clone()
     }
 }
 
 impl State {
-    pub fn new(db: Db, bus: Bus, verifier: TokenVerifier) -> Self {
-        Self { db, bus, verifier }
+    pub fn new(deps: Deps) -> Self {
+        let redis = deps.bus.redis_connection().map(|(conn, namespace)| (conn, namespace.to_owned()));
+        let cache = cache::Cache::new(deps.settings.cache.clone(), redis);
+        let plans = Arc::new(TenantPlans {
+            client: deps.tenants,
+            cache: moka::future::Cache::builder().time_to_live(Duration::from_secs(30)).build(),
+        });
+        let crawler = crawl::Crawler::new(crawl::CrawlDeps {
+            core_db: deps.db.clone(),
+            stores: TenantStores::new(&deps.db, crawl::TENANT_MIGRATIONS),
+            fetcher: deps.fetcher.clone(),
+            verifier: deps.verifier.clone(),
+            limits: plans.clone(),
+            settings: deps.settings.crawl.clone(),
+        });
+        State {
+            inner: Arc::new(Inner {
+                db: deps.db,
+                bus: deps.bus,
+                verifier: deps.verifier,
+                fetcher: deps.fetcher,
+                cache,
+                settings: deps.settings,
+                plans,
+                crawler,
+            }),
+        }
+    }
+
+    /// Resumes the crawl jobs a stopped instance left. Call once at startup.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let resumed = self.inner.crawler.resume().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "crawl jobs resumed");
+        }
+        Ok(())
+    }
+
+    /// Stops this instance's crawl jobs without ending them, for the next
+    /// start (here or on another replica) to carry on.
+    pub async fn shutdown(&self) {
+        self.inner.crawler.shutdown().await;
+    }
+
+    /// The tenant's plan limit on URLs per batch.
+    async fn urls_per_batch(&self, caller: &Caller, tenant: &TenantId) -> Result<u32, ApiError> {
+        self.inner.plans.limits(tenant, &caller.token).await.map(|l| l.urls_per_batch)
     }
 }
 
@@ -37,11 +185,16 @@ async fn unknown_endpoint(_caller: Caller) -> ApiError {
 }
 
 pub fn router(state: State) -> Router {
-    let (db, bus) = (state.db.clone(), state.bus.clone());
+    let (db, bus) = (state.inner.db.clone(), state.inner.bus.clone());
+    let crawl = crawl::router(state.inner.crawler.clone());
     let routes = Router::new()
+        .route("/v1/content/fetch", post(content::fetch))
+        .route("/v1/content/extract", post(content::extract))
+        .route("/v1/content/batch-fetch", post(content::batch_fetch))
         .route("/v1/{*rest}", any(unknown_endpoint))
         .route("/internal/{*rest}", any(unknown_endpoint))
-        .with_state(state);
+        .with_state(state)
+        .merge(crawl);
     let readiness = Readiness::new(move || {
         let (db, bus) = (db.clone(), bus.clone());
         async move {

@@ -2,6 +2,7 @@
 //! its output with the article-extraction metric (see [`score`]).
 
 pub mod dataset;
+pub mod fetch;
 pub mod score;
 
 pub use dataset::Page;

@@ -474,7 +474,9 @@ async fn malformed_input_gets_problem_details(p: &Platform) {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, body["errors"][0]["path"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("extra")));
+    // A field the API does not have is refused, not dropped.
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_field")));
+    assert_eq!(body["errors"][0]["path"], "extra");
 
     let t = p.onboard().await;
     let dup = anno_client::anno_api::tenant::CreateTenantRequest {

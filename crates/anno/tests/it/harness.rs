@@ -71,6 +71,10 @@ fn base_env(data_dir: &std::path::Path) -> Vec<(String, String)> {
         ("ANNO_TENANT__SWEEP_INTERVAL_SECONDS".into(), "1".into()),
         ("ANNO_DATABASE_MAX_CONNECTIONS".into(), "4".into()),
         ("ANNO_LOG_FORMAT".into(), "text".into()),
+        // The fixture site, and bounds short enough for its slow pages.
+        ("ANNO_FETCH__ALLOWED_PRIVATE_HOSTS".into(), crate::site::site().allowed()),
+        ("ANNO_FETCH__TIMEOUT_SECONDS".into(), "2".into()),
+        ("ANNO_FETCH__RETRIES".into(), "0".into()),
     ]
 }
 

@@ -3,9 +3,12 @@
 //! ports, Postgres and Redis).
 
 mod cli;
+mod content;
+mod crawl;
 mod distributed;
 mod flows;
 mod harness;
+mod site;
 
 /// Runs each named scenario (`async fn(&Platform)`) once per shape.
 #[macro_export]

@@ -1,0 +1,3 @@
+//! Core's integration tests: one binary for the crate.
+
+mod crawl;

@@ -99,7 +99,17 @@ impl Fetcher {
         if request.respect_robots {
             let robots = self.robots(&url).await;
             if !robots.allowed(&path_and_query(&url)) {
-                return Err(FetchError::RobotsDisallowed);
+                // The page is on the same origin: what kept robots.txt from us
+                // (a refused address, no answer) keeps the page from us too.
+                return Err(match robots.failure() {
+                    Some(
+                        e @ (FetchError::Blocked(_)
+                        | FetchError::Unreachable(_)
+                        | FetchError::Timeout
+                        | FetchError::InvalidUrl(_)),
+                    ) => e.clone(),
+                    _ => FetchError::RobotsDisallowed,
+                });
             }
             interval = interval.max(robots.crawl_delay().unwrap_or_default());
         }
@@ -168,7 +178,7 @@ impl Fetcher {
                     code = error.code(),
                     "robots.txt unavailable; the site is disallowed"
                 );
-                Robots::disallow_all()
+                Robots::unavailable(error)
             }
         };
         Arc::new(robots)

@@ -23,6 +23,8 @@ pub struct Robots {
     crawl_delay: Option<Duration>,
     sitemaps: Vec<String>,
     fetched_at: Instant,
+    /// Why robots.txt could not be read, when it could not.
+    failure: Option<crate::FetchError>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +135,7 @@ impl Robots {
         let chosen: Vec<Group> = groups.into_iter().filter(|g| g.names(agent)).collect();
         let crawl_delay = chosen.iter().filter_map(|g| g.crawl_delay).max();
         let rules = chosen.into_iter().flat_map(|g| g.rules).collect();
-        Robots { verdict: Verdict::Rules, rules, crawl_delay, sitemaps, fetched_at: Instant::now() }
+        Robots { verdict: Verdict::Rules, rules, crawl_delay, sitemaps, fetched_at: Instant::now(), failure: None }
     }
 
     /// No robots.txt: everything is allowed.
@@ -146,8 +148,26 @@ impl Robots {
         Robots::with_verdict(Verdict::DisallowAll)
     }
 
+    /// robots.txt could not be fetched: nothing is allowed, and the cause is
+    /// kept (a site that cannot be reached is told apart from one that says no).
+    pub fn unavailable(error: crate::FetchError) -> Robots {
+        Robots { failure: Some(error), ..Robots::disallow_all() }
+    }
+
+    /// Why robots.txt could not be read, when it could not.
+    pub fn failure(&self) -> Option<&crate::FetchError> {
+        self.failure.as_ref()
+    }
+
     fn with_verdict(verdict: Verdict) -> Robots {
-        Robots { verdict, rules: Vec::new(), crawl_delay: None, sitemaps: Vec::new(), fetched_at: Instant::now() }
+        Robots {
+            verdict,
+            rules: Vec::new(),
+            crawl_delay: None,
+            sitemaps: Vec::new(),
+            fetched_at: Instant::now(),
+            failure: None,
+        }
     }
 
     /// Whether our user agent may fetch this path (with its query, `/a?b=c`).

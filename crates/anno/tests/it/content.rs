@@ -142,6 +142,8 @@ async fn every_format_carries_the_same_page(p: &Platform) {
     // A page in windows-1252 declared only in a <meta>.
     let latin: Value = c.fetch(&site().url("/latin1"), json!({ "format": "json" })).await.json().await.unwrap();
     assert!(latin["text"].as_str().unwrap().contains("Le café naïve “quoted”."), "{}", latin["text"]);
+    let sniffed: Value = c.fetch(&site().url("/sniffed"), json!({ "format": "json" })).await.json().await.unwrap();
+    assert!(sniffed["text"].as_str().unwrap().contains("Déjà vu, crème brûlée et ça."), "{}", sniffed["text"]);
 }
 
 async fn failures_before_the_first_byte_are_real_statuses(p: &Platform) {

@@ -109,6 +109,13 @@ async fn page(
             bytes.extend_from_slice(b" Le caf\xe9 na\xefve \x93quoted\x94.</p></article></body></html>");
             ([(header::CONTENT_TYPE, "text/html")], Body::from(bytes)).into_response()
         }
+        "sniffed" => {
+            // windows-1252 bytes with no charset anywhere: told by sniffing.
+            let mut bytes = b"<html><head><title>Sniffed</title></head><body><article><p>".to_vec();
+            bytes.extend_from_slice(PROSE[1].as_bytes());
+            bytes.extend_from_slice(b" D\xe9j\xe0 vu, cr\xe8me br\xfbl\xe9e et \xe7a.</p></article></body></html>");
+            ([(header::CONTENT_TYPE, "text/html")], Body::from(bytes)).into_response()
+        }
         _ if path.starts_with("crawl/") => crawl_page(&path["crawl/".len()..]).await,
         _ => (StatusCode::NOT_FOUND, "no such page").into_response(),
     }

@@ -2,11 +2,14 @@
 
 use crate::support::{TestServer, closed_port, config, fetcher, get};
 use anno_fetch::robots::{MAX_ROBOTS_BYTES, product_token};
-use anno_fetch::{FetchError, FetchRequest, Robots};
+use anno_fetch::{
+    BlockReason, FetchConfig, FetchError, FetchRequest, Fetcher, HostCoordinator, Robots, StaticResolver,
+};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get as route;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
@@ -239,12 +242,29 @@ async fn missing_robots_allows_and_a_failing_one_disallows() {
     assert!(failing.hits_to("/").is_empty());
 }
 
+/// An unreachable robots.txt disallows the whole site; a page of that site
+/// then fails for the reason robots.txt did (it is just as unreachable), not
+/// as if the site had said no.
 #[tokio::test]
 async fn unreachable_robots_disallows() {
     let port = closed_port().await;
     let fetcher = fetcher(config(vec![format!("site.test:{port}")]));
-    let error = fetcher.fetch(&respecting(&format!("http://site.test:{port}/page"))).await.unwrap_err();
-    assert_eq!(error, FetchError::RobotsDisallowed);
+    let url = Url::parse(&format!("http://site.test:{port}/page")).unwrap();
+    let robots = fetcher.robots(&url).await;
+    assert!(!robots.allowed("/page"));
+    assert!(matches!(robots.failure(), Some(FetchError::Unreachable(_))), "{:?}", robots.failure());
+    let error = fetcher.fetch(&respecting(url.as_str())).await.unwrap_err();
+    assert!(matches!(error, FetchError::Unreachable(_)), "{error:?}");
+}
+
+/// A name that resolves to a refused address is `url_blocked` whether or not
+/// robots.txt is asked first.
+#[tokio::test]
+async fn a_blocked_site_is_blocked_not_disallowed() {
+    let resolver = StaticResolver::new().with("private.test", ["10.0.0.7".parse().unwrap()]);
+    let fetcher = Fetcher::new(FetchConfig::default(), Arc::new(resolver), HostCoordinator::Local).unwrap();
+    let error = fetcher.fetch(&respecting("http://private.test/page")).await.unwrap_err();
+    assert_eq!(error, FetchError::Blocked(BlockReason::Private));
 }
 
 #[tokio::test]

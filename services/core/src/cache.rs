@@ -176,6 +176,41 @@ mod tests {
         assert_eq!(with_headers, own);
     }
 
+    /// L2: a page one core wrote is found by another (an empty L1) through
+    /// Redis, and a tenant's key is not another tenant's.
+    #[tokio::test]
+    async fn pages_are_shared_between_cores_through_redis() {
+        if !anno_bus::testing::redis_available().await {
+            return;
+        }
+        let namespace = format!("anno-test-cache-{:016x}", rand_suffix());
+        let bus = anno_bus::Bus::redis(&anno_bus::testing::redis_url(), &namespace).await.unwrap();
+        let redis = || bus.redis_connection().map(|(c, n)| (c, n.to_owned()));
+        let (one, two) = (Cache::new(CacheSettings::default(), redis()), Cache::new(CacheSettings::default(), redis()));
+        let t: TenantId = "ten_0123456789abcdefghjkmnpqrs".parse().unwrap();
+        let other: TenantId = "ten_1123456789abcdefghjkmnpqrs".parse().unwrap();
+        let key =
+            |tenant| Cache::page_key("https://example.com/a", Visibility { tenant, shared: false, private: false });
+        let page = CachedPage {
+            final_url: "https://example.com/a".into(),
+            status: 200,
+            content_type: None,
+            etag: None,
+            last_modified: None,
+            fetched_at: 5,
+            redirects: vec![],
+            body: Bytes::from_static(b"<p>shared</p>"),
+        };
+        one.put_page(&key(&t), page).await;
+        let found = two.page(&key(&t)).await.expect("the other core finds it in Redis");
+        assert_eq!((found.body.as_ref(), found.fetched_at), (b"<p>shared</p>".as_ref(), 5));
+        assert!(two.page(&key(&other)).await.is_none(), "another tenant's key misses");
+    }
+
+    fn rand_suffix() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+
     #[test]
     fn a_cached_page_round_trips_with_its_body() {
         let page = CachedPage {

@@ -168,6 +168,7 @@ fn source_fields(source: &Source) -> Map<String, Value> {
         "fetchTimestamp": source.fetched_at,
         "durationMs": source.duration_ms,
         "fromCache": source.from_cache,
+        "cachedAt": source.from_cache.then_some(source.fetched_at),
         "age": source.age,
         "rendered": false,
         "redirects": source.redirects,

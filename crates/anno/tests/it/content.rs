@@ -199,6 +199,7 @@ async fn cached_pages_are_served_revalidated_and_kept_per_tenant(p: &Platform) {
     assert_eq!(payload(&first, "metadata")["fromCache"], false);
     let second = a.events(&url, json!({})).await;
     assert_eq!(payload(&second, "metadata")["fromCache"], true);
+    assert_eq!(payload(&second, "metadata")["cachedAt"], payload(&first, "metadata")["fetchTimestamp"]);
     assert_eq!(site().hits("/validated"), 1, "a fresh copy is served from the cache");
     assert_eq!(payload(&first, "done"), payload(&second, "done"));
 

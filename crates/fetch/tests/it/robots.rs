@@ -314,3 +314,106 @@ async fn a_crawl_delay_longer_than_the_allowed_wait_is_host_busy_at_once() {
     assert!(started.elapsed() < Duration::from_millis(100), "refused without waiting: {:?}", started.elapsed());
     assert!(server.hits_to("/two").is_empty());
 }
+
+/// A plain backtracking glob: `*` is any run, and the whole text must match.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => glob(rest, text) || (!text.is_empty() && glob(pattern, &text[1..])),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
+}
+
+/// RFC 9309 read literally: among the rules whose pattern matches the path
+/// (a prefix, unless it ends in `$`), the longest wins and `Allow` wins a tie;
+/// no rule matching allows.
+fn reference(rules: &[(bool, String)], path: &str) -> bool {
+    let matching = rules.iter().filter(|(_, pattern)| match pattern.strip_suffix('$') {
+        Some(body) => glob(body.as_bytes(), path.as_bytes()),
+        None => glob(format!("{pattern}*").as_bytes(), path.as_bytes()),
+    });
+    matching.max_by_key(|(allow, pattern)| (pattern.len(), *allow)).is_none_or(|(allow, _)| *allow)
+}
+
+/// The fast matcher (literal segments placed leftmost, linear in the path)
+/// decides as the literal reading does, over generated rule sets and paths.
+#[test]
+fn rules_decide_as_the_specification_reads() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for _ in 0..3_000 {
+        let rules: Vec<(bool, String)> = (0..1 + next(4))
+            .map(|_| {
+                let mut pattern = "/".to_owned();
+                for _ in 0..1 + next(6) {
+                    pattern.push(['a', 'b', '/', '*'][next(4) as usize]);
+                }
+                if next(3) == 0 {
+                    pattern.push('$');
+                }
+                (next(2) == 0, pattern)
+            })
+            .collect();
+        let lines: String =
+            rules.iter().map(|(allow, p)| format!("{}: {p}\n", if *allow { "Allow" } else { "Disallow" })).collect();
+        let text = format!("User-agent: *\n{lines}");
+        let robots = Robots::parse(&text, "AnnoBot/1.0");
+        for _ in 0..20 {
+            let mut path = "/".to_owned();
+            for _ in 0..next(8) {
+                path.push(['a', 'b', '/'][next(3) as usize]);
+            }
+            assert_eq!(robots.allowed(&path), reference(&rules, &path), "{text}{path}");
+        }
+    }
+}
+
+/// Any text parses, and any path gets an answer, without a panic.
+#[test]
+fn any_text_parses() {
+    let mut state = 0x9e37_79b9u64;
+    let pieces = [
+        "User-agent: *\n",
+        "User-agent: AnnoBot\n",
+        "Disallow: ",
+        "Allow: ",
+        "Crawl-delay: ",
+        "Sitemap: ",
+        "*",
+        "$",
+        "%",
+        "%2",
+        "%2F",
+        "%zz",
+        "/",
+        "a",
+        "\u{e9}",
+        "\u{0}",
+        "#",
+        ":",
+        "\r\n",
+        "\n",
+        " ",
+        "9999999999999999999",
+        "-1",
+        "NaN",
+        "\u{feff}",
+    ];
+    for _ in 0..2_000 {
+        let mut text = String::new();
+        for _ in 0..state % 60 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+        }
+        let robots = Robots::parse(&text, "AnnoBot/1.0");
+        for path in ["/", "/a", "/%2F", "/\u{e9}?q=1", "", "/robots.txt"] {
+            let _ = robots.allowed(path);
+        }
+        let _ = (robots.crawl_delay(), robots.sitemaps());
+    }
+}

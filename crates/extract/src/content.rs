@@ -4,6 +4,8 @@
 //! with the siblings that continue it.
 
 use crate::dom::{Dom, NONE, NodeData, NodeId, Tag};
+use aho_corasick::AhoCorasick;
+use std::sync::OnceLock;
 
 /// Per-node measurements, indexed by node id.
 pub struct Analysis {
@@ -125,7 +127,7 @@ pub fn is_block(tag: Tag) -> bool {
     )
 }
 
-const UNLIKELY: &[&str] = &[
+static UNLIKELY: Needles = Needles::new(&[
     "-ad-",
     "ad-break",
     "adbox",
@@ -171,11 +173,12 @@ const UNLIKELY: &[&str] = &[
     "toolbar",
     "widget",
     "yom-remote",
-];
+]);
 
-const MAYBE: &[&str] = &["and", "article", "body", "column", "content", "main", "shadow", "story", "entry", "post-"];
+static MAYBE: Needles =
+    Needles::new(&["and", "article", "body", "column", "content", "main", "shadow", "story", "entry", "post-"]);
 
-const POSITIVE: &[&str] = &[
+static POSITIVE: Needles = Needles::new(&[
     "article",
     "body",
     "content",
@@ -189,9 +192,9 @@ const POSITIVE: &[&str] = &[
     "text",
     "blog",
     "story",
-];
+]);
 
-const NEGATIVE: &[&str] = &[
+static NEGATIVE: Needles = Needles::new(&[
     "-ad-",
     "hidden",
     "hid",
@@ -225,7 +228,7 @@ const NEGATIVE: &[&str] = &[
     "caption",
     "credit",
     "newsletter",
-];
+]);
 
 const HIDDEN_ROLES: &[&str] = &[
     "navigation",
@@ -241,8 +244,25 @@ const HIDDEN_ROLES: &[&str] = &[
     "alert",
 ];
 
-fn contains_any(haystack: &str, needles: &[&str]) -> bool {
-    needles.iter().any(|n| haystack.contains(n))
+/// Words looked for inside class and id names, all at once: one pass of an
+/// Aho-Corasick automaton rather than a substring search per word (class
+/// names are read for every element of every page).
+struct Needles {
+    words: &'static [&'static str],
+    automaton: OnceLock<Option<AhoCorasick>>,
+}
+
+impl Needles {
+    const fn new(words: &'static [&'static str]) -> Needles {
+        Needles { words, automaton: OnceLock::new() }
+    }
+}
+
+fn contains_any(haystack: &str, needles: &Needles) -> bool {
+    match needles.automaton.get_or_init(|| AhoCorasick::new(needles.words).ok()) {
+        Some(automaton) => automaton.is_match(haystack),
+        None => needles.words.iter().any(|n| haystack.contains(n)),
+    }
 }
 
 /// `class` and `id`, lower-cased, into `buf`.
@@ -401,7 +421,7 @@ pub fn analyse_in(dom: &Dom, scope: &Scope) -> Analysis {
             continue;
         }
         names(dom, id, &mut buf);
-        if !buf.is_empty() && contains_any(&buf, UNLIKELY) && !contains_any(&buf, MAYBE) {
+        if !buf.is_empty() && contains_any(&buf, &UNLIKELY) && !contains_any(&buf, &MAYBE) {
             a.removed[i] = true;
             pruned = true;
         }
@@ -444,10 +464,10 @@ fn sum_text(dom: &Dom, a: &mut Analysis, in_link: &[bool]) {
 fn class_weight(dom: &Dom, id: NodeId, buf: &mut String) -> f32 {
     names(dom, id, buf);
     let mut weight = 0.0;
-    if contains_any(buf, NEGATIVE) {
+    if contains_any(buf, &NEGATIVE) {
         weight -= 25.0;
     }
-    if contains_any(buf, POSITIVE) {
+    if contains_any(buf, &POSITIVE) {
         weight += 25.0;
     }
     weight

@@ -4,6 +4,7 @@
 //! the owning service with a short-lived internal token.
 
 mod authn;
+pub mod limits;
 mod proxy;
 mod routes;
 

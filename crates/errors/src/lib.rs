@@ -38,7 +38,7 @@ pub struct Problem {
 
 /// An error a handler returns. Server-side causes are logged once, here, and
 /// never reach the client.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: std::borrow::Cow<'static, str>,

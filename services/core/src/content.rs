@@ -83,7 +83,6 @@ impl State {
             if let Some(stale) = stale {
                 counter("revalidated");
                 let page = CachedPage { fetched_at: now_ms(), ..CachedPage::clone(&stale) };
-                let page = CachedPage { body: stale.body.clone(), ..page };
                 cache.put_page(&key, page.clone()).await;
                 return Ok(Obtained { page: Arc::new(page), from_cache: true, age: Some(0) });
             }

@@ -101,13 +101,7 @@ impl TenantPlans {
                 client.get(&token, tenant).await.map(|t| t.limits).map_err(|e| e.into_api_error())
             })
             .await
-            .map_err(|e| ApiError {
-                status: e.status,
-                code: e.code.clone(),
-                detail: e.detail.clone(),
-                errors: e.errors.clone(),
-                retry_after: e.retry_after,
-            })
+            .map_err(|e| ApiError::clone(&e))
     }
 }
 

@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 /// What is known about how the page was obtained.
 #[derive(Clone, Debug)]
@@ -97,7 +96,7 @@ fn table_payload(index: usize, table: &Table, confidence: f32) -> Value {
 fn node_payload(source: &Source, order: usize, block: &Block, confidence: f32) -> Value {
     let text = block.text();
     let head: String = text.chars().take(64).collect();
-    let hash = hex::encode(Sha256::digest(format!("{}:{order}:{head}", source.final_url).as_bytes()));
+    let hash = crate::cache::digest(format!("{}:{order}:{head}", source.final_url).as_bytes());
     let mut node = json!({
         "id": format!("node-{order}"),
         "hash": hash,
@@ -368,6 +367,7 @@ pub fn respond(format: Format, source: &Source, doc: &Document) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn source() -> Source {
         Source {

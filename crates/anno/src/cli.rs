@@ -68,9 +68,25 @@ enum Command {
     },
     /// Print the documented default configuration.
     Config,
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Measure the platform's engines on a dataset.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check every link of the audit hash chains (one tenant's, or all of
+    /// them); exit 1 when one is broken, naming the first broken link.
+    Verify {
+        /// Only this tenant's chain (`ten_…`, or `platform` for calls without a tenant).
+        #[arg(long, value_name = "ID")]
+        tenant: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +155,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(AuditCommand::Verify { tenant, data_dir }) => {
+            let chain = match tenant.as_deref().map(|t| anno_audit::Chain::parse(t).ok_or(t)).transpose() {
+                Ok(chain) => chain,
+                Err(bad) => anyhow::bail!("`{bad}` is not a tenant id (ten_…) or `platform`"),
+            };
+            let config = Config::load(cli.config.as_deref(), &Overrides { listen: None, data_dir })?;
+            init_logging(&config);
+            let report = platform::audit_store(&config).await?.verify(chain.as_ref()).await?;
+            print!("{}", audit_report(&report, chain.as_ref()));
+            Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Healthcheck { url, timeout } => Ok(healthcheck(&url, Duration::from_secs(timeout)).await),
         Command::Migrate { data_dir } => {
             let config = Config::load(cli.config.as_deref(), &Overrides { listen: None, data_dir })?;
@@ -163,6 +190,25 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What `anno audit verify` prints: a line per broken chain, then a summary.
+fn audit_report(report: &anno_audit::VerifyReport, chain: Option<&anno_audit::Chain>) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let broken: Vec<_> = report.chains.iter().filter_map(|c| c.broken.as_ref().map(|at| (c, at))).collect();
+    for (c, at) in &broken {
+        let _ = writeln!(text, "BROKEN chain {} {at} ({} events verified before it)", c.chain, c.events);
+    }
+    let scope = match chain {
+        Some(chain) => format!("chain {chain}"),
+        None => format!("{} chains", report.chains.len()),
+    };
+    let _ = match broken.len() {
+        0 => writeln!(text, "ok: {scope} intact, {} events verified", report.events()),
+        n => writeln!(text, "FAILED: {n} of {scope} broken"),
+    };
+    text
 }
 
 fn init_logging(config: &Config) {
@@ -233,5 +279,15 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["anno", "serve", "--service", "nope"]).is_err());
+    }
+
+    #[test]
+    fn audit_verify_takes_a_tenant() {
+        let cli = Cli::try_parse_from(["anno", "audit", "verify", "--tenant", "ten_x"]).unwrap();
+        match cli.command {
+            Command::Audit(AuditCommand::Verify { tenant, .. }) => assert_eq!(tenant.as_deref(), Some("ten_x")),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["anno", "audit", "verify", "--tenant"]).is_err());
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub tenant: TenantSection,
     pub fetch: FetchSection,
     pub core: CoreSection,
+    pub limits: LimitsSection,
+    pub audit: AuditSection,
     /// `ANNO_*` variables that name no setting, to warn about once logging is up.
     #[serde(skip)]
     pub unknown_variables: Vec<String>,
@@ -60,6 +62,31 @@ pub struct GatewaySection {
     pub tenant_ttl_seconds: u64,
     pub request_timeout_seconds: u64,
     pub max_body_bytes: usize,
+    /// Core instances for the gateway to balance over; empty: `services.core.url`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub core_urls: Vec<String>,
+    pub core_discovery: CoreDiscovery,
+    pub core_service: String,
+    pub core_namespace: String,
+    pub core_port_name: String,
+    pub health_interval_seconds: u64,
+    pub max_fails: u32,
+    pub fail_timeout_seconds: u64,
+    pub tenant_affinity: bool,
+    pub affinity_load_factor: f64,
+    /// Proxies (CIDR ranges) whose `X-Forwarded-For` names the client in audit events.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Where the gateway finds core instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoreDiscovery {
+    /// `gateway.core_urls`, or `services.core.url`.
+    Static,
+    /// The ready endpoints of the `core_service` Service, from its EndpointSlices.
+    Kubernetes,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -106,6 +133,25 @@ pub struct CoreSection {
     pub batch_parallelism: u32,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub rate_fallback: anno_limits::Fallback,
+    pub quota_fallback: anno_limits::Fallback,
+    pub concurrency_fallback: anno_limits::Fallback,
+    pub replicas: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Where tenants' file exports are written; unset: no file sink.
+    #[serde(default)]
+    pub file_sink_dir: Option<PathBuf>,
+    pub export_interval_ms: u64,
+    pub webhook_timeout_seconds: u64,
+}
+
 /// A list from a file, or from a variable as comma-separated items.
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -137,7 +183,7 @@ fn known_keys() -> Vec<String> {
             let key = line.split_once('=')?.0.trim();
             key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then(|| key.to_owned())
         })
-        .chain(["services", "gateway", "auth", "tenant", "fetch", "core"].map(String::from))
+        .chain(["services", "gateway", "auth", "tenant", "fetch", "core", "limits", "audit"].map(String::from))
         .collect()
 }
 
@@ -201,6 +247,20 @@ impl Config {
         anyhow::ensure!(self.fetch.max_body_bytes >= 1024, "fetch.max_body_bytes must be at least 1024");
         anyhow::ensure!(self.fetch.timeout_seconds >= 1, "fetch.timeout_seconds must be at least 1");
         anyhow::ensure!(self.core.batch_parallelism >= 1, "core.batch_parallelism must be at least 1");
+        anno_audit::TrustedProxies::parse(&self.gateway.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("gateway.trusted_proxies: {e}"))?;
+        anyhow::ensure!(self.audit.export_interval_ms >= 10, "audit.export_interval_ms must be at least 10");
+        anyhow::ensure!(self.audit.webhook_timeout_seconds >= 1, "audit.webhook_timeout_seconds must be at least 1");
+        anyhow::ensure!(
+            self.gateway.affinity_load_factor.is_finite() && self.gateway.affinity_load_factor >= 0.0,
+            "gateway.affinity_load_factor must be a number of at least 0"
+        );
+        for url in &self.gateway.core_urls {
+            anno_api::transport::http(url).map_err(|e| anyhow::anyhow!("gateway.core_urls: {e}"))?;
+        }
+        if self.gateway.core_discovery == CoreDiscovery::Kubernetes {
+            anyhow::ensure!(!self.gateway.core_service.is_empty(), "gateway.core_service may not be empty");
+        }
         for entry in &self.fetch.allowed_private_hosts {
             let port = entry.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
             anyhow::ensure!(
@@ -228,6 +288,9 @@ fn parse_scalar(value: &str) -> figment::value::Value {
     }
     if let Ok(n) = value.parse::<i64>() {
         return n.into();
+    }
+    if let Some(x) = value.parse::<f64>().ok().filter(|x| x.is_finite()) {
+        return x.into();
     }
     value.into()
 }
@@ -290,6 +353,56 @@ mod tests {
         let vars = env(&[("ANNO_FETCH__ALLOWED_PRIVATE_HOSTS", "intranet.local")]);
         let err = Config::load_from(None, &Overrides::default(), vars).unwrap_err();
         assert!(err.to_string().contains("allowed_private_hosts"), "{err}");
+    }
+
+    #[test]
+    fn core_routing_defaults_and_overrides() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        let g = &config.gateway;
+        assert!(g.core_urls.is_empty(), "services.core.url is the one endpoint by default");
+        assert_eq!(g.core_discovery, CoreDiscovery::Static);
+        assert_eq!(
+            (g.core_service.as_str(), g.core_namespace.as_str(), g.core_port_name.as_str()),
+            ("core", "", "http")
+        );
+        assert_eq!((g.health_interval_seconds, g.max_fails, g.fail_timeout_seconds), (5, 3, 30));
+        assert!(!g.tenant_affinity);
+        assert_eq!(g.affinity_load_factor, 0.25);
+        let vars = env(&[
+            ("ANNO_GATEWAY__CORE_URLS", "http://core-0:5217, http://core-1:5217"),
+            ("ANNO_GATEWAY__CORE_DISCOVERY", "kubernetes"),
+            ("ANNO_GATEWAY__TENANT_AFFINITY", "true"),
+            ("ANNO_GATEWAY__AFFINITY_LOAD_FACTOR", "0.5"),
+        ]);
+        let config = Config::load_from(None, &Overrides::default(), vars).unwrap();
+        assert_eq!(config.gateway.core_urls, ["http://core-0:5217", "http://core-1:5217"]);
+        assert_eq!(config.gateway.core_discovery, CoreDiscovery::Kubernetes);
+        assert!(config.gateway.tenant_affinity);
+        assert_eq!(config.gateway.affinity_load_factor, 0.5);
+        let vars = env(&[("ANNO_GATEWAY__CORE_URLS", "core-0:5217")]);
+        let err = Config::load_from(None, &Overrides::default(), vars).unwrap_err();
+        assert!(err.to_string().contains("core_urls"), "{err}");
+        let vars = env(&[("ANNO_GATEWAY__CORE_DISCOVERY", "dns")]);
+        assert!(Config::load_from(None, &Overrides::default(), vars).is_err());
+    }
+
+    #[test]
+    fn audit_settings_and_trusted_proxies() {
+        let config = Config::load_from(None, &Overrides::default(), env(&[])).unwrap();
+        assert!(config.gateway.trusted_proxies.is_empty(), "no proxy is trusted by default");
+        assert_eq!(config.audit.file_sink_dir, None, "no file sink by default");
+        assert_eq!((config.audit.export_interval_ms, config.audit.webhook_timeout_seconds), (1000, 10));
+        let vars = env(&[
+            ("ANNO_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32"),
+            ("ANNO_AUDIT__FILE_SINK_DIR", "/var/lib/anno/audit"),
+        ]);
+        let config = Config::load_from(None, &Overrides::default(), vars).unwrap();
+        assert_eq!(config.gateway.trusted_proxies, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(config.audit.file_sink_dir, Some(PathBuf::from("/var/lib/anno/audit")));
+        assert!(config.unknown_variables.is_empty());
+        let vars = env(&[("ANNO_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/40")]);
+        let err = Config::load_from(None, &Overrides::default(), vars).unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
     #[test]

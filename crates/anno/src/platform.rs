@@ -55,6 +55,9 @@ pub struct Built {
     pub routers: Vec<(ServiceName, Router)>,
     /// Core, when built here: its crawl jobs are handed back on stop.
     pub core: Option<anno_core::State>,
+    /// The audit trail's consumer and exporter, beside the tenant service;
+    /// stopped when dropped.
+    pub audit: Option<anno_audit::Background>,
 }
 
 /// Opens the database of one service, migrating it when configured to.
@@ -90,7 +93,37 @@ pub async fn migrate_all(config: &Config) -> anyhow::Result<()> {
             tracing::info!(service = service.as_str(), applied, "migrations up to date");
         }
     }
+    let applied = target.open(anno_audit::SCHEMA, 1).await?.migrate(anno_audit::MIGRATIONS).await?;
+    tracing::info!(service = "audit", applied, "migrations up to date");
     Ok(())
+}
+
+/// The audit trail's store, migrated (for `anno audit verify`).
+pub async fn audit_store(config: &Config) -> anyhow::Result<anno_audit::AuditStore> {
+    let db = database_target(config)?.open(anno_audit::SCHEMA, 1).await?;
+    db.migrate(anno_audit::MIGRATIONS).await?;
+    Ok(anno_audit::AuditStore::new(db))
+}
+
+/// Starts the audit trail over its own schema (or SQLite file): its consumer,
+/// exporter and routes. It lives beside the tenant service.
+async fn start_audit(
+    config: &Config,
+    target: &DatabaseTarget,
+    bus: &Bus,
+    verifier: &TokenVerifier,
+) -> anyhow::Result<anno_audit::Audit> {
+    let db = target.open(anno_audit::SCHEMA, config.database_max_connections).await?;
+    if config.migrate_on_start {
+        db.migrate(anno_audit::MIGRATIONS).await?;
+    }
+    let settings = anno_audit::Settings {
+        file_sink_dir: config.audit.file_sink_dir.clone(),
+        allowed_private_hosts: config.fetch.allowed_private_hosts.clone(),
+        export_interval: Duration::from_millis(config.audit.export_interval_ms.max(10)),
+        webhook_timeout: Duration::from_secs(config.audit.webhook_timeout_seconds.max(1)),
+    };
+    anno_audit::start(db, bus, verifier.clone(), settings)
 }
 
 /// The fetcher core uses: the system resolver behind the SSRF guard, and
@@ -197,6 +230,18 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
     };
     let verifier = TokenVerifier::new(KeySource::Remote(ServiceClient::new("auth", auth_transport.clone())));
 
+    // One set of counters per process: the units core charges are the ones the
+    // gateway checks (in process when embedded, in Redis when distributed).
+    let l = &config.limits;
+    let fallbacks = anno_limits::Fallbacks {
+        rate: l.rate_fallback,
+        quota: l.quota_fallback,
+        concurrency: l.concurrency_fallback,
+        replicas: l.replicas.max(1),
+    };
+    let limits = anno_limits::Limits::new(&bus, fallbacks);
+
+    let mut audit = None;
     let tenant_transport = if selected.contains(&ServiceName::Tenant) {
         let db = open(config, &target, ServiceName::Tenant).await?;
         let settings = anno_tenant::Settings {
@@ -204,8 +249,12 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             sweep_interval: Duration::from_secs(config.tenant.sweep_interval_seconds.max(1)),
         };
         let auth = AuthClient(ServiceClient::new("auth", auth_transport.clone()));
-        let state = anno_tenant::TenantState::new(db, bus.clone(), auth, verifier.clone(), settings).await?;
-        let router = anno_tenant::router(state);
+        let state =
+            anno_tenant::TenantState::new(db, bus.clone(), auth, verifier.clone(), Some(limits.clone()), settings)
+                .await?;
+        let started = start_audit(config, &target, &bus, &verifier).await?;
+        audit = Some(started.background);
+        let router = anno_tenant::router(state).merge(started.router);
         routers.push((ServiceName::Tenant, router.clone()));
         transport::in_process(router)
     } else {
@@ -230,6 +279,7 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             verifier: verifier.clone(),
             tenants: TenantClient(ServiceClient::new("tenant", tenant_transport.clone())),
             fetcher: fetcher(config, &bus)?,
+            limits: limits.clone(),
             settings: core_settings(config),
         };
         let state = anno_core::State::new(deps);
@@ -238,6 +288,32 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
         let router = anno_core::router(state);
         routers.push((ServiceName::Core, router.clone()));
         transport::in_process(router)
+    } else if selected.contains(&ServiceName::Gateway) {
+        // Core runs elsewhere, maybe many times over: the gateway balances over its instances.
+        use crate::config::CoreDiscovery;
+        use anno_gateway::upstream::{Discovery, Pool, PoolSettings, SliceSource};
+        let g = &config.gateway;
+        let settings = PoolSettings {
+            service: "core".to_owned(),
+            max_fails: g.max_fails,
+            fail_timeout: Duration::from_secs(g.fail_timeout_seconds),
+            health_interval: Duration::from_secs(g.health_interval_seconds),
+            tenant_affinity: g.tenant_affinity,
+            affinity_load_factor: g.affinity_load_factor,
+            ..PoolSettings::default()
+        };
+        let discovery = match g.core_discovery {
+            CoreDiscovery::Static if g.core_urls.is_empty() => {
+                Discovery::Static(vec![config.services.core.url.clone()])
+            }
+            CoreDiscovery::Static => Discovery::Static(g.core_urls.clone()),
+            CoreDiscovery::Kubernetes => Discovery::Kubernetes(SliceSource {
+                namespace: g.core_namespace.clone(),
+                service: g.core_service.clone(),
+                port_name: g.core_port_name.clone(),
+            }),
+        };
+        Pool::start(settings, discovery).await?.transport()
     } else {
         remote("core")?
     };
@@ -254,11 +330,13 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             tenant_ttl: Duration::from_secs(config.gateway.tenant_ttl_seconds),
             request_timeout: Duration::from_secs(config.gateway.request_timeout_seconds),
             max_body_bytes: config.gateway.max_body_bytes,
+            trusted_proxies: anno_audit::TrustedProxies::parse(&config.gateway.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
         };
-        let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), settings));
+        let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), limits, settings));
         routers.insert(0, (ServiceName::Gateway, router));
     }
-    Ok(Built { routers, core })
+    Ok(Built { routers, core, audit })
 }
 
 /// Where each service of this process listens: embedded, only the gateway

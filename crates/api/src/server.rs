@@ -72,12 +72,19 @@ pub fn finish(service: &'static str, routes: Router, readiness: Readiness, limit
             }
         }
     };
-    routes
+    let routes = routes
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/ready", get(ready))
         .route("/metrics", get(anno_telemetry::metrics_handler))
         .fallback(anno_errors::not_found_fallback)
-        .method_not_allowed_fallback(anno_errors::method_not_allowed_fallback)
+        .method_not_allowed_fallback(anno_errors::method_not_allowed_fallback);
+    stack(service, routes, limits)
+}
+
+/// The middleware stack of [`finish`] alone, for routes merged into another
+/// service's finished router (which brings the health routes and fallbacks).
+pub fn stack(service: &'static str, routes: Router, limits: Limits) -> Router {
+    routes
         // Layers run outside-in from the last added; so listed here inside-out.
         .layer(middleware::from_fn_with_state(limits.timeout, time_limit))
         .layer(middleware::from_fn_with_state(limits.max_body_bytes, read_body))

@@ -5,8 +5,11 @@
 //! so with [`BusMessage::Resync`] and must then rebuild whatever they derived from
 //! the messages (drop caches, compare versions).
 
+mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+pub use stream::{Entry, Handler};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -33,10 +36,12 @@ pub struct Bus {
 struct Inner {
     local: broadcast::Sender<BusMessage>,
     redis: Option<RedisBus>,
+    streams: stream::LocalStreams,
 }
 
 struct RedisBus {
     namespace: String,
+    client: redis::Client,
     conn: redis::aio::ConnectionManager,
     listener: JoinHandle<()>,
 }
@@ -55,7 +60,7 @@ impl Bus {
     /// A bus for one process.
     pub fn in_process() -> Self {
         let (local, _) = broadcast::channel(CAPACITY);
-        Bus { inner: Arc::new(Inner { local, redis: None }) }
+        Bus { inner: Arc::new(Inner { local, redis: None, streams: Default::default() }) }
     }
 
     /// A bus over Redis. `namespace` prefixes every channel, so several
@@ -77,10 +82,9 @@ impl Bus {
         .await
         .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
         let (local, _) = broadcast::channel(CAPACITY);
-        let listener = tokio::spawn(listen(client, namespace.to_owned(), local.clone()));
-        Ok(Bus {
-            inner: Arc::new(Inner { local, redis: Some(RedisBus { namespace: namespace.to_owned(), conn, listener }) }),
-        })
+        let listener = tokio::spawn(listen(client.clone(), namespace.to_owned(), local.clone()));
+        let redis = RedisBus { namespace: namespace.to_owned(), client, conn, listener };
+        Ok(Bus { inner: Arc::new(Inner { local, redis: Some(redis), streams: Default::default() }) })
     }
 
     /// The Redis connection and namespace of the distributed shape, for other
@@ -212,7 +216,7 @@ mod tests {
         std::process::id() ^ (crate::tests::nanos() as u32)
     }
 
-    fn nanos() -> u128 {
+    pub(crate) fn nanos() -> u128 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     }
 

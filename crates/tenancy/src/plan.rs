@@ -77,7 +77,9 @@ pub struct Limits {
     pub tenant_burst: u32,
     pub key_rate_per_second: u32,
     pub key_burst: u32,
-    pub requests_per_minute: u32,
+    /// Billable units (pages delivered) per calendar minute.
+    #[serde(alias = "requestsPerMinute")]
+    pub units_per_minute: u32,
     pub units_per_month: Option<u64>,
     pub concurrent_requests: u32,
     pub urls_per_batch: u32,
@@ -97,8 +99,8 @@ pub struct LimitOverrides {
     pub key_rate_per_second: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_burst: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests_per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "requestsPerMinute")]
+    pub units_per_minute: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub units_per_month: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,7 +120,7 @@ impl Limits {
             tenant_burst: o.tenant_burst.unwrap_or(self.tenant_burst),
             key_rate_per_second: o.key_rate_per_second.unwrap_or(self.key_rate_per_second),
             key_burst: o.key_burst.unwrap_or(self.key_burst),
-            requests_per_minute: o.requests_per_minute.unwrap_or(self.requests_per_minute),
+            units_per_minute: o.units_per_minute.unwrap_or(self.units_per_minute),
             units_per_month: o.units_per_month.unwrap_or(self.units_per_month),
             concurrent_requests: o.concurrent_requests.unwrap_or(self.concurrent_requests),
             urls_per_batch: o.urls_per_batch.unwrap_or(self.urls_per_batch),
@@ -162,7 +164,7 @@ impl PlanCatalog {
                     tenant_burst: tenant.1,
                     key_rate_per_second: key.0,
                     key_burst: key.1,
-                    requests_per_minute: per_minute,
+                    units_per_minute: per_minute,
                     units_per_month: per_month,
                     concurrent_requests: concurrent,
                     urls_per_batch: batch,

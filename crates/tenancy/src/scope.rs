@@ -20,9 +20,11 @@ pub enum Scope {
     ConfigRead,
     #[serde(rename = "config:write")]
     ConfigWrite,
+    #[serde(rename = "audit:read")]
+    AuditRead,
 }
 
-pub const ALL_SCOPES: [Scope; 7] = [
+pub const ALL_SCOPES: [Scope; 8] = [
     Scope::ContentFetch,
     Scope::ContentCrawl,
     Scope::KeysRead,
@@ -30,6 +32,7 @@ pub const ALL_SCOPES: [Scope; 7] = [
     Scope::UsageRead,
     Scope::ConfigRead,
     Scope::ConfigWrite,
+    Scope::AuditRead,
 ];
 
 impl Scope {
@@ -42,6 +45,7 @@ impl Scope {
             Scope::UsageRead => "usage:read",
             Scope::ConfigRead => "config:read",
             Scope::ConfigWrite => "config:write",
+            Scope::AuditRead => "audit:read",
         }
     }
 
@@ -63,7 +67,8 @@ impl FromStr for Scope {
     }
 }
 
-/// A set of scopes, serialized as a sorted JSON array of strings.
+/// A set of scopes, serialized as a sorted JSON array of strings. One bit each:
+/// a `u8` holds eight scopes, so a ninth widens it.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ScopeSet(u8);
 
@@ -174,8 +179,22 @@ mod tests {
     }
 
     #[test]
+    fn every_scope_has_its_own_bit_and_name() {
+        let all = ScopeSet::all();
+        assert_eq!(all.iter().count(), ALL_SCOPES.len());
+        for scope in ALL_SCOPES {
+            assert_eq!(scope.as_str().parse(), Ok(scope));
+            let one: ScopeSet = [scope].into_iter().collect();
+            assert_eq!(ScopeSet::from_space_separated(&one.to_space_separated()), Ok(one));
+        }
+        assert_eq!("audit:read".parse(), Ok(Scope::AuditRead));
+    }
+
+    #[test]
     fn roles_narrow_scopes() {
         assert_eq!(Role::Owner.scopes(), ScopeSet::all());
+        assert!(Role::Owner.scopes().contains(Scope::AuditRead));
+        assert!(!Role::Developer.scopes().contains(Scope::AuditRead));
         assert!(!Role::Viewer.scopes().contains(Scope::ContentFetch));
         assert!(Role::Developer.scopes().contains(Scope::ContentFetch));
         assert!(!Role::Developer.scopes().contains(Scope::KeysWrite));

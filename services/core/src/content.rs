@@ -13,7 +13,7 @@ use anno_fetch::{Accept, FetchError, FetchRequest, Validators};
 use anno_tenancy::{Scope, TenantId, now_ms};
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -188,6 +188,12 @@ fn record(tenant: &TenantId, endpoint: &str, started: Instant, result: Result<&D
     }
 }
 
+/// A response delivering one page: one billable unit.
+fn one_unit(mut response: Response) -> Response {
+    response.headers_mut().insert(HeaderName::from_static("x-anno-units"), HeaderValue::from_static("1"));
+    response
+}
+
 pub async fn fetch(
     Extract(state): Extract<State>,
     caller: Caller,
@@ -201,7 +207,8 @@ pub async fn fetch(
     let result = state.process(&tenant, &body.url, &opts, started).await;
     record(&tenant, "fetch", started, result.as_ref().map(|(_, d)| d.as_ref()));
     let (source, doc) = result?;
-    Ok(stream::respond(opts.format, &source, &doc))
+    state.charge(&caller, &tenant, "fetch").await?;
+    Ok(one_unit(stream::respond(opts.format, &source, &doc)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,6 +316,7 @@ pub async fn extract(
     let result = state.document(html, &url, content_type.as_deref(), &opts).await;
     record(&tenant, "extract", started, result.as_ref().map(|(d, _)| d.as_ref()));
     let (doc, checksum) = result?;
+    state.charge(&caller, &tenant, "extract").await?;
     let source = Source {
         url: url.clone(),
         final_url: url,
@@ -322,7 +330,7 @@ pub async fn extract(
         checksum,
         supplied: true,
     };
-    Ok(stream::respond(opts.format, &source, &doc))
+    Ok(one_unit(stream::respond(opts.format, &source, &doc)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,7 +379,7 @@ pub async fn batch_fetch(
         .clamp(1, MAX_PARALLELISM)
         .min(body.urls.len() as u32);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(run_batch(state, tenant, body.urls, opts, parallel, tx));
+    tokio::spawn(run_batch(state, caller, tenant, body.urls, opts, parallel, tx));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), rx))
     });
@@ -384,6 +392,7 @@ pub async fn batch_fetch(
 /// one's events as it finishes. Stops when the client goes away.
 async fn run_batch(
     state: State,
+    caller: Caller,
     tenant: TenantId,
     urls: Vec<String>,
     opts: Resolved,
@@ -395,7 +404,9 @@ async fn run_batch(
     if tx.send(line("batch_start", start)).await.is_err() {
         return;
     }
-    let opts = &opts;
+    let (opts, caller) = (&opts, &caller);
+    let units = std::sync::atomic::AtomicU64::new(0);
+    let units = &units;
     let work = futures::stream::iter(urls.into_iter().enumerate()).map(|(index, url)| {
         let (state, tenant, tx) = (state.clone(), tenant.clone(), tx.clone());
         async move {
@@ -409,21 +420,28 @@ async fn run_batch(
                 () = tx.closed() => return,
             };
             record(&tenant, "batch", started, result.as_ref().map(|(_, d)| d.as_ref()));
+            // A page is charged before it is sent; one that finds no unit left is an error item.
+            let result = match result {
+                Ok(page) => state.charge(caller, &tenant, "batch").await.map(|()| page),
+                Err(e) => Err(e),
+            };
             let end = match result {
                 Ok((source, doc)) => {
+                    units.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     for event in stream::events(&source, &doc) {
                         let wrapped = json!({ "url": url, "index": index, "event": event });
                         if tx.send(line("source_event", wrapped)).await.is_err() {
                             return;
                         }
                     }
-                    json!({ "url": url, "index": index, "status": "success", "timestamp": now_ms() })
+                    json!({ "url": url, "index": index, "status": "success", "units": 1, "timestamp": now_ms() })
                 }
                 Err(e) => json!({
                     "url": url,
                     "index": index,
                     "status": "error",
                     "error": { "code": e.code, "message": e.detail, "status": e.status.as_u16() },
+                    "units": 0,
                     "timestamp": now_ms(),
                 }),
             };
@@ -436,5 +454,6 @@ async fn run_batch(
             return;
         }
     }
-    let _ = tx.send(line("batch_end", json!({ "totalUrls": total, "timestamp": now_ms() }))).await;
+    let units = units.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = tx.send(line("batch_end", json!({ "totalUrls": total, "units": units, "timestamp": now_ms() }))).await;
 }

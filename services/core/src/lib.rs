@@ -68,6 +68,8 @@ pub struct Deps {
     pub verifier: TokenVerifier,
     pub tenants: TenantClient,
     pub fetcher: Fetcher,
+    /// Shared with the gateway when both run in one process.
+    pub limits: anno_limits::Limits,
     pub settings: Settings,
 }
 
@@ -84,6 +86,7 @@ struct Inner {
     cache: cache::Cache,
     settings: Settings,
     plans: Arc<TenantPlans>,
+    limits: anno_limits::Limits,
     crawler: crawl::Crawler,
 }
 
@@ -146,6 +149,7 @@ impl State {
                 cache,
                 settings: deps.settings,
                 plans,
+                limits: deps.limits,
                 crawler,
             }),
         }
@@ -164,6 +168,28 @@ impl State {
     /// start (here or on another replica) to carry on.
     pub async fn shutdown(&self) {
         self.inner.crawler.shutdown().await;
+    }
+
+    /// Counts one delivered page against the tenant's quotas and records it
+    /// for the ledger; refused with 429 when a quota has no unit left.
+    async fn charge(&self, caller: &Caller, tenant: &TenantId, source: &str) -> Result<(), ApiError> {
+        let limits = self.inner.plans.limits(tenant, &caller.token).await?;
+        let record = anno_limits::UsageRecord {
+            id: anno_tenancy::new_id("use"),
+            tenant_id: tenant.clone(),
+            key_id: Some(caller.claims.sub.clone()),
+            units: 1,
+            at: anno_tenancy::now_ms(),
+            source: source.to_owned(),
+        };
+        match self.inner.limits.charge(&record, &anno_limits::Policy::from(&limits)).await {
+            anno_limits::Charged::Counted { .. } => Ok(()),
+            anno_limits::Charged::Refused(limit) => Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                limit.code(),
+                format!("The tenant's units are used up (policy \"{}\"); the page was not delivered.", limit.name()),
+            )),
+        }
     }
 
     /// The tenant's plan limit on URLs per batch.

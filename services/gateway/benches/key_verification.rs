@@ -56,6 +56,7 @@ fn main() {
             tenant_ttl: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
             max_body_bytes: 16 * 1024 * 1024,
+            trusted_proxies: anno_audit::TrustedProxies::default(),
         };
         let authenticator = anno_gateway::Authenticator::new(sqlite.client.clone(), tenant, &sqlite.bus, &settings);
         authenticator.verify(&sqlite.key).await.expect("the first, uncached verification");

@@ -3,10 +3,12 @@
 //! scope and tenant status, strips client-sent internal headers, and forwards to
 //! the owning service with a short-lived internal token.
 
+mod audit;
 mod authn;
-pub mod limits;
+mod limit;
 mod proxy;
 mod routes;
+pub mod upstream;
 
 pub use authn::{Authenticated, Authenticator};
 pub use routes::router;
@@ -31,6 +33,8 @@ pub struct Settings {
     /// Largest request body accepted; larger ones are refused with 413 before
     /// anything else happens.
     pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` names the client in audit events.
+    pub trusted_proxies: anno_audit::TrustedProxies,
 }
 
 /// Where each service is reached.
@@ -47,15 +51,18 @@ pub struct GatewayState {
     authn: Authenticator,
     upstreams: Upstreams,
     bus: Bus,
+    limits: anno_limits::Limits,
     settings: Settings,
 }
 
 impl GatewayState {
-    pub fn new(upstreams: Upstreams, bus: Bus, settings: Settings) -> Self {
+    /// `limits` is shared with core when both run in one process: the units core
+    /// charges are the ones the gateway checks.
+    pub fn new(upstreams: Upstreams, bus: Bus, limits: anno_limits::Limits, settings: Settings) -> Self {
         let auth = AuthClient(anno_api::client::ServiceClient::new("auth", upstreams.auth.clone()));
         let tenant = TenantClient(anno_api::client::ServiceClient::new("tenant", upstreams.tenant.clone()));
         let authn = Authenticator::new(auth, tenant, &bus, &settings);
-        GatewayState { authn, upstreams, bus, settings }
+        GatewayState { authn, upstreams, bus, limits, settings }
     }
 
     pub fn authenticator(&self) -> &Authenticator {

@@ -53,6 +53,10 @@ pub async fn forward(transport: &Transport, request: Request, token: Option<&str
             }
         }
     }
+    // The tenant, for routing by affinity; other extensions stay on this side.
+    if let Some(affinity) = parts.extensions.get::<crate::upstream::Affinity>() {
+        builder = builder.extension(affinity.clone());
+    }
     let upstream = match builder.body(Body::new(body)) {
         Ok(request) => request,
         Err(e) => return axum::response::IntoResponse::into_response(anno_errors::ApiError::internal(e)),

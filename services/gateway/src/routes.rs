@@ -2,7 +2,7 @@
 //! what a caller needs to reach it.
 
 use crate::authn::{Authenticated, is_admin};
-use crate::{GatewayState, SERVICE, proxy};
+use crate::{GatewayState, SERVICE, limit, proxy};
 use anno_api::gateway::{Me, MeCredential, MeTenant};
 use anno_api::server::{Limits, Readiness, finish};
 use anno_api::transport::Transport;
@@ -13,6 +13,10 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use http::header;
+
+/// A slot outlives the longest request by this much before it lapses by itself
+/// (a gateway that died cannot give it back).
+const SLOT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug)]
 enum Upstream {
@@ -78,6 +82,8 @@ fn table() -> Vec<Row> {
         ("/v1/admin/tenants", get.or(post), Some(U::Tenant), Admin, None),
         ("/v1/admin/tenants/{id}", get.or(patch).or(delete), Some(U::Tenant), Admin, Some(Tenant)),
         ("/v1/admin/tenants/{id}/users", post, Some(U::Tenant), Admin, None),
+        ("/v1/admin/tenants/{id}/usage", get, Some(U::Tenant), Admin, None),
+        ("/v1/usage", get, Some(U::Tenant), Scoped(S::UsageRead), None),
         ("/v1/admin/plans", get, Some(U::Tenant), Admin, None),
         ("/v1/admin/plans/{plan}", put, Some(U::Tenant), Admin, Some(AllTenants)),
         ("/v1/content/{*rest}", post.or(get), Some(U::Core), Scoped(S::ContentFetch), None),
@@ -86,6 +92,10 @@ fn table() -> Vec<Row> {
         ("/v1/config", get, Some(U::Config), Scoped(S::ConfigRead), None),
         ("/v1/config", patch, Some(U::Config), Scoped(S::ConfigWrite), None),
         ("/v1/flags", get, Some(U::Config), Scoped(S::ConfigRead), None),
+        ("/v1/audit", get, Some(U::Tenant), Scoped(S::AuditRead), None),
+        ("/v1/audit/export", get, Some(U::Tenant), Scoped(S::AuditRead), None),
+        ("/v1/audit/export", put.or(delete), Some(U::Tenant), Scoped(S::KeysWrite), None),
+        ("/v1/admin/audit", get, Some(U::Tenant), Admin, None),
     ]
 }
 
@@ -104,6 +114,7 @@ pub fn router(state: GatewayState) -> Router {
         routes = routes.route(path, handler);
     }
     let limits = Limits { timeout: state.settings.request_timeout, max_body_bytes: state.settings.max_body_bytes };
+    let audit = crate::audit::Layer::new(&state.bus, &state.settings.trusted_proxies);
     let routes = routes.with_state(state.clone());
     let readiness = Readiness::new(move || {
         let state = state.clone();
@@ -128,7 +139,8 @@ pub fn router(state: GatewayState) -> Router {
             Ok(())
         }
     });
-    finish(SERVICE, routes, readiness, limits)
+    // Outermost: every call is audited with the answer the client got.
+    audit.wrap(finish(SERVICE, routes, readiness, limits))
 }
 
 /// The credential of a request: `Authorization: Bearer …` or `X-API-Key`.
@@ -154,13 +166,33 @@ fn authenticate_request<'a>(
 
 /// Checks what the route needs, then forwards.
 async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathParams, request: Request) -> Response {
-    let token = match route.access {
+    let caller = match route.access {
         Access::Public => None,
-        access => match authenticate_request(&state, &request).await.and_then(|a| authorize(&a, access).map(|()| a)) {
-            Ok(a) => Some(a.verified.token.clone()),
+        access => match authenticate_request(&state, &request).await {
+            Ok(a) => match authorize(&a, access) {
+                Ok(()) => Some(a),
+                Err(e) => return with_caller(e.into_response(), a),
+            },
             Err(e) => return e.into_response(),
         },
     };
+    let token = caller.as_ref().map(|a| a.verified.token.clone());
+    // Page-delivering calls are metered: quotas and concurrency apply.
+    let metered = matches!(route.upstream, Upstream::Core) && request.method() == http::Method::POST;
+    let verdict = match &caller {
+        Some(caller) => {
+            match limit::admit(&state.limits, caller, metered, state.settings.request_timeout + SLOT_MARGIN).await {
+                Ok(verdict) => verdict,
+                Err(refused) => return with_caller(refused, caller.clone()),
+            }
+        }
+        None => None,
+    };
+    // Which tenant this is for, so a pool with tenant affinity keeps it on one core.
+    let mut request = request;
+    if let Some(tenant) = caller.as_ref().and_then(|a| a.tenant.as_ref()) {
+        request.extensions_mut().insert(crate::upstream::Affinity(tenant.id.to_string()));
+    }
     let transport: &Transport = match route.upstream {
         Upstream::Auth => &state.upstreams.auth,
         Upstream::Tenant => &state.upstreams.tenant,
@@ -168,7 +200,14 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         Upstream::Core => &state.upstreams.core,
     };
     let changes = request.method() != http::Method::GET;
-    let response = proxy::forward(transport, request, token.as_deref()).await;
+    let mut response = proxy::forward(transport, request, token.as_deref()).await;
+    limit::units(&mut response);
+    if let Some(verdict) = verdict {
+        response = limit::finish(response, verdict);
+    }
+    if let Some(caller) = caller {
+        response = with_caller(response, caller);
+    }
     if let (true, true, Some(stale)) = (changes, response.status().is_success(), route.stale) {
         let id = params.iter().next().map(|(_, value)| value.to_owned()).unwrap_or_default();
         match stale {
@@ -180,6 +219,12 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
             Stale::AllTenants => state.authn.forget_all_tenants(),
         }
     }
+    response
+}
+
+/// Marks a response with who called, for the layers that record the call.
+fn with_caller(mut response: Response, caller: Authenticated) -> Response {
+    response.extensions_mut().insert(caller);
     response
 }
 
@@ -206,6 +251,10 @@ async fn me(State(state): State<GatewayState>, request: Request) -> Response {
             Ok(a) => a,
             Err(e) => return e.into_response(),
         };
+    let verdict = match limit::admit(&state.limits, &a, false, state.settings.request_timeout).await {
+        Ok(verdict) => verdict,
+        Err(refused) => return with_caller(refused, a),
+    };
     let Some(tenant) = &a.tenant else { return ApiError::unauthorized().into_response() };
     let p = &a.verified.principal;
     let credential = MeCredential { id: p.id.clone(), name: p.name.clone(), scopes: p.scopes };
@@ -223,5 +272,10 @@ async fn me(State(state): State<GatewayState>, request: Request) -> Response {
         key: (!is_user).then(|| credential.clone()),
         user: is_user.then_some(credential),
     };
-    axum::Json(body).into_response()
+    let mut response = axum::Json(body).into_response();
+    limit::units(&mut response);
+    if let Some(verdict) = verdict {
+        response = limit::finish(response, verdict);
+    }
+    with_caller(response, a)
 }

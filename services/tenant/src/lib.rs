@@ -5,6 +5,7 @@ mod handlers;
 mod plans;
 mod store;
 mod tasks;
+mod usage;
 
 use anno_api::auth::AuthClient;
 use anno_api::server::{Limits, Readiness, finish};
@@ -19,8 +20,10 @@ use std::time::Duration;
 
 pub const SERVICE: &str = "tenant";
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
+    Migration { version: 2, name: "usage", sql: include_str!("../migrations/0002_usage.sql") },
+];
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -40,6 +43,14 @@ struct Inner {
     auth: AuthClient,
     verifier: TokenVerifier,
     settings: Settings,
+    /// Stores the usage stream into the ledger; stopped with the service.
+    ledger: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ledger.abort();
+    }
 }
 
 impl FromRef<TenantState> for TokenVerifier {
@@ -49,16 +60,20 @@ impl FromRef<TenantState> for TokenVerifier {
 }
 
 impl TenantState {
-    /// Seeds the default plans (the schema must be migrated), and starts the periodic sweep.
+    /// Seeds the default plans (the schema must be migrated), and starts the
+    /// periodic sweep and the usage ledger. `limits` are the counters the
+    /// ledger reconciles the month with.
     pub async fn new(
         db: Db,
         bus: Bus,
         auth: AuthClient,
         verifier: TokenVerifier,
+        limits: Option<anno_limits::Limits>,
         settings: Settings,
     ) -> anyhow::Result<Self> {
         plans::seed(&db).await?;
-        let state = TenantState { inner: Arc::new(Inner { db, bus, auth, verifier, settings }) };
+        let ledger = usage::consume(db.clone(), &bus, limits);
+        let state = TenantState { inner: Arc::new(Inner { db, bus, auth, verifier, settings, ledger }) };
         tasks::spawn_sweeper(Arc::downgrade(&state.inner));
         Ok(state)
     }
@@ -76,6 +91,8 @@ pub fn router(state: TenantState) -> Router {
         .route("/v1/admin/tenants", get(handlers::list).post(handlers::create))
         .route("/v1/admin/tenants/{tenant_id}", get(handlers::get).patch(handlers::update).delete(handlers::delete))
         .route("/v1/admin/tenants/{tenant_id}/users", post(handlers::create_user))
+        .route("/v1/admin/tenants/{tenant_id}/usage", get(usage::admin))
+        .route("/v1/usage", get(usage::own))
         .route("/v1/admin/plans", get(plans::list))
         .route("/v1/admin/plans/{plan}", put(plans::update))
         .route("/internal/v1/tenants/{tenant_id}", get(handlers::get_internal))

@@ -281,6 +281,7 @@ async fn a_batch_streams_every_url_and_survives_failures(p: &Platform) {
         (Some(4), Some(2))
     );
     assert_eq!(events.last().unwrap()["type"], "batch_end");
+    assert_eq!(events.last().unwrap()["payload"]["units"], 2, "two pages delivered, two failures free");
     let ends: Vec<&Value> = events.iter().filter(|e| e["type"] == "source_end").map(|e| &e["payload"]).collect();
     assert_eq!(ends.len(), 4);
     let status_of = |i: u64| ends.iter().find(|e| e["index"] == i).map(|e| e["status"].as_str().unwrap().to_owned());
@@ -295,9 +296,13 @@ async fn a_batch_streams_every_url_and_survives_failures(p: &Platform) {
     assert_eq!(inner.first().map(|e| &e["payload"]["event"]["type"]), Some(&json!("metadata")));
     assert_eq!(inner.last().map(|e| &e["payload"]["event"]["type"]), Some(&json!("done")));
 
-    let too_many: Vec<String> = (0..6).map(|i| site().url(&format!("/article?{i}"))).collect();
+    let too_many: Vec<String> = (0..51).map(|i| site().url(&format!("/article?{i}"))).collect();
     let got = problem(c.post("/v1/content/batch-fetch", json!({ "urls": too_many })).await).await;
-    assert_eq!(got, (StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large".to_owned()), "the trial plan allows 5");
+    assert_eq!(
+        got,
+        (StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large".to_owned()),
+        "the professional plan allows 50"
+    );
 
     // A client that goes away stops the work: of five slow pages fetched one
     // at a time, only the first is asked for.

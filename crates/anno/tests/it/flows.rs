@@ -30,7 +30,7 @@ fn code(e: &anno_client::Error) -> (Option<StatusCode>, Option<&str>) {
 }
 
 async fn onboarding_gives_a_working_key(p: &Platform) {
-    let created = p.onboard().await;
+    let created = p.onboard_on(None).await;
     let t = &created.tenant;
     assert!(t.id.as_str().starts_with("ten_"));
     assert_eq!((t.plan, t.status), (Plan::Trial, TenantStatus::Trial));
@@ -248,7 +248,7 @@ async fn client_sent_internal_headers_change_nothing(p: &Platform) {
 }
 
 async fn suspended_tenants_are_refused_until_reactivated(p: &Platform) {
-    let t = p.onboard().await;
+    let t = p.onboard_on(None).await;
     let tenant = p.client(&t.api_key.secret);
     assert!(tenant.me().await.is_ok());
     let update = UpdateTenantRequest { status: Some(TenantStatus::Suspended), ..Default::default() };
@@ -265,7 +265,7 @@ async fn suspended_tenants_are_refused_until_reactivated(p: &Platform) {
 
 async fn expired_trials_are_refused(p: &Platform) {
     // On use: an admin moves the trial end into the past.
-    let t = p.onboard().await;
+    let t = p.onboard_on(None).await;
     let tenant = p.client(&t.api_key.secret);
     assert!(tenant.me().await.is_ok());
     let past = anno_tenancy::rfc3339(now_ms() - 1_000);
@@ -280,7 +280,7 @@ async fn expired_trials_are_refused(p: &Platform) {
     assert!(tenant.me().await.is_ok());
 
     // By the periodic task: a trial that runs out while nobody looks.
-    let t2 = p.onboard().await;
+    let t2 = p.onboard_on(None).await;
     let soon = anno_tenancy::rfc3339(now_ms() + 500);
     p.admin()
         .update_tenant(&t2.tenant.id, &UpdateTenantRequest { trial_ends_at: Some(soon), ..Default::default() })
@@ -309,7 +309,7 @@ async fn expired_trials_are_refused(p: &Platform) {
 }
 
 async fn plan_changes_take_effect_at_once(p: &Platform) {
-    let t = p.onboard().await;
+    let t = p.onboard_on(None).await;
     let tenant = p.client(&t.api_key.secret);
     assert_eq!(tenant.me().await.unwrap().tenant.plan, Plan::Trial);
     let update = UpdateTenantRequest { plan: Some(Plan::Professional), ..Default::default() };
@@ -342,7 +342,7 @@ async fn plan_changes_take_effect_at_once(p: &Platform) {
 }
 
 async fn deleted_tenants_are_refused_and_scheduled_for_purge(p: &Platform) {
-    let t = p.onboard().await;
+    let t = p.onboard_on(None).await;
     let tenant = p.client(&t.api_key.secret);
     assert!(tenant.me().await.is_ok());
     let deleted = p.admin().delete_tenant(&t.tenant.id).await.unwrap();

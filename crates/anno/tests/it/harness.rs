@@ -72,7 +72,15 @@ fn base_env(data_dir: &std::path::Path) -> Vec<(String, String)> {
         ("ANNO_DATABASE_MAX_CONNECTIONS".into(), "4".into()),
         ("ANNO_LOG_FORMAT".into(), "text".into()),
         // The fixture site, and bounds short enough for its slow pages.
-        ("ANNO_FETCH__ALLOWED_PRIVATE_HOSTS".into(), crate::site::site().allowed()),
+        // The fixture site and the audit webhook receiver.
+        (
+            "ANNO_FETCH__ALLOWED_PRIVATE_HOSTS".into(),
+            format!("{},{}", crate::site::site().allowed(), crate::audit::receiver().allowed()),
+        ),
+        ("ANNO_AUDIT__FILE_SINK_DIR".into(), data_dir.join("audit-export").display().to_string()),
+        ("ANNO_AUDIT__EXPORT_INTERVAL_MS".into(), "100".into()),
+        // Calls come from loopback: trusted as a proxy, so X-Forwarded-For counts.
+        ("ANNO_GATEWAY__TRUSTED_PROXIES".into(), "127.0.0.1".into()),
         ("ANNO_FETCH__TIMEOUT_SECONDS".into(), "2".into()),
         ("ANNO_FETCH__RETRIES".into(), "0".into()),
     ]
@@ -194,6 +202,11 @@ impl Platform {
         &self.gateways[0]
     }
 
+    /// The configuration the platform runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn service_url(&self, service: ServiceName) -> Option<&str> {
         self.services.iter().find(|(s, _)| *s == service).map(|(_, u)| u.as_str())
     }
@@ -211,14 +224,20 @@ impl Platform {
         self.client(ADMIN_KEY)
     }
 
-    /// Onboards a fresh tenant; returns it with its first key.
+    /// Onboards a fresh tenant on the professional plan (limits no ordinary
+    /// test runs into); returns it with its first key.
     pub async fn onboard(&self) -> CreateTenantResponse {
+        self.onboard_on(Some(anno_tenancy::Plan::Professional)).await
+    }
+
+    /// A tenant on `plan` (`None`: the default, a trial).
+    pub async fn onboard_on(&self, plan: Option<anno_tenancy::Plan>) -> CreateTenantResponse {
         let suffix = random_hex(6);
         let request = CreateTenantRequest {
             name: format!("Tenant {suffix}"),
             domain: format!("t{suffix}.example.com"),
             contact_email: format!("ops@t{suffix}.example.com"),
-            plan: None,
+            plan,
         };
         self.admin().create_tenant(&request).await.expect("onboarding a tenant")
     }

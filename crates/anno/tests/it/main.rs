@@ -2,12 +2,14 @@
 //! embedded (one process, SQLite) and distributed (five services on their own
 //! ports, Postgres and Redis).
 
+mod audit;
 mod cli;
 mod content;
 mod crawl;
 mod distributed;
 mod flows;
 mod harness;
+mod limits;
 mod site;
 
 /// Runs each named scenario (`async fn(&Platform)`) once per shape.

@@ -1,0 +1,352 @@
+//! The audit store: events at the end of their chains, read back by tenant or
+//! for admins, and verified link by link.
+
+use crate::chain::{self, AuditRecord, Break, Chain, Fault, GENESIS, Verifier};
+use crate::event::{Actor, ActorKind, AuditEvent, Timestamp};
+use anno_store::{Backend, Db, Migration, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::{BTreeMap, HashSet};
+
+/// The schema (Postgres) or file (SQLite) the trail lives in.
+pub const SCHEMA: &str = "audit";
+
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+
+const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, route, path, status, latency_ms, \
+     client_ip, user_agent, request_id, request_digest, request_bytes, response_digest, response_bytes, prev_hash, hash";
+
+/// Rows read per query while verifying.
+const VERIFY_PAGE: i64 = 500;
+
+/// What to list.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// One chain; all when none (admins).
+    pub chain: Option<Chain>,
+    /// Events after this id (the cursor).
+    pub after: Option<String>,
+    /// From this time on (inclusive).
+    pub since_ms: Option<i64>,
+    /// Before this time (exclusive).
+    pub until_ms: Option<i64>,
+    /// Rows to return; callers ask for one more than a page to learn there is more.
+    pub limit: u32,
+}
+
+/// What verifying one chain found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainReport {
+    pub chain: String,
+    /// Events checked before the first broken link (all, when intact).
+    pub events: i64,
+    pub broken: Option<Break>,
+}
+
+/// What verifying one chain or all found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub chains: Vec<ChainReport>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.chains.iter().all(|c| c.broken.is_none())
+    }
+
+    pub fn events(&self) -> i64 {
+        self.chains.iter().map(|c| c.events).sum()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditStore {
+    db: Db,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl AuditStore {
+    /// The store over a migrated database (see [`MIGRATIONS`]).
+    pub fn new(db: Db) -> Self {
+        AuditStore { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Stores the events not stored yet, each at the end of its chain, in one
+    /// transaction. Storing an event again changes nothing (at-least-once
+    /// delivery). Each chain's head row is locked while it grows, so several
+    /// consumers may store at once. Returns the chains that grew.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<Chain>, StoreError> {
+        let mut seen = HashSet::new();
+        // Ordered by chain name: every consumer locks heads in the same order.
+        let mut by_chain: BTreeMap<Chain, Vec<AuditEvent>> = BTreeMap::new();
+        for event in events {
+            if seen.insert(event.id.clone()) {
+                by_chain.entry(Chain::of(&event)).or_default().push(event);
+            }
+        }
+        if by_chain.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = anno_tenancy::now_ms();
+        let lock = if self.db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let mut tx = self.db.pool().begin().await?;
+        let mut grown = Vec::new();
+        for (chain, events) in by_chain {
+            let name = chain.as_str();
+            // Writing first takes SQLite's write lock before anything is read.
+            sqlx::query(
+                "INSERT INTO audit_chains (chain, seq, hash, updated_at) VALUES ($1, 0, $2, $3) ON CONFLICT (chain) DO NOTHING",
+            )
+            .bind(name)
+            .bind(GENESIS)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let (seq, hash): (i64, String) =
+                sqlx::query_as(&format!("SELECT seq, hash FROM audit_chains WHERE chain = $1{lock}"))
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let placeholders = (1..=events.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id FROM audit_events WHERE id IN ({placeholders})");
+            let mut stored = sqlx::query_as::<_, (String,)>(&sql);
+            for event in &events {
+                stored = stored.bind(event.id.as_str());
+            }
+            let stored: HashSet<String> = stored.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
+            let fresh: Vec<AuditEvent> = events.into_iter().filter(|e| !stored.contains(&e.id)).collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let records = chain::extend(name, (seq, &hash), fresh);
+            for record in &records {
+                insert(&mut tx, name, record, now).await?;
+            }
+            if let Some(last) = records.last() {
+                sqlx::query("UPDATE audit_chains SET seq = $1, hash = $2, updated_at = $3 WHERE chain = $4")
+                    .bind(last.seq)
+                    .bind(&last.hash)
+                    .bind(now)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            grown.push(chain);
+        }
+        tx.commit().await?;
+        Ok(grown)
+    }
+
+    /// Events in id (time) order, oldest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        let mut condition = |sql: &str, bind: Bind| {
+            binds.push(bind);
+            conditions.push(format!("{sql} ${}", binds.len()));
+        };
+        if let Some(chain) = &filter.chain {
+            condition("chain =", Bind::Text(chain.as_str().to_owned()));
+        }
+        if let Some(after) = &filter.after {
+            condition("id >", Bind::Text(after.clone()));
+        }
+        if let Some(since) = filter.since_ms {
+            condition("time_ms >=", Bind::Int(since));
+        }
+        if let Some(until) = filter.until_ms {
+            condition("time_ms <", Bind::Int(until));
+        }
+        let filter_sql =
+            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let sql = format!("SELECT {COLUMNS} FROM audit_events{filter_sql} ORDER BY id LIMIT {}", filter.limit.max(1));
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter().map(|row| decode(row).map_err(StoreError::Other)).collect()
+    }
+
+    /// A chain's events after `after_seq`, in seq order (for exports).
+    pub async fn records_after(
+        &self,
+        chain: &Chain,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(chain.as_str())
+        .bind(after_seq)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(|row| decode(row).map_err(StoreError::Other)).collect()
+    }
+
+    /// `(seq, hash)` of a chain's last event; none before its first.
+    pub async fn head(&self, chain: &Chain) -> Result<Option<(i64, String)>, StoreError> {
+        let head = sqlx::query_as("SELECT seq, hash FROM audit_chains WHERE chain = $1")
+            .bind(chain.as_str())
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(head)
+    }
+
+    /// Verifies one chain, or every chain there is.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify(&self, chain: Option<&Chain>) -> Result<VerifyReport, StoreError> {
+        let names = match chain {
+            Some(chain) => vec![chain.as_str().to_owned()],
+            None => {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT chain FROM audit_chains UNION SELECT DISTINCT chain FROM audit_events ORDER BY 1",
+                )
+                .fetch_all(self.db.pool())
+                .await?;
+                rows.into_iter().map(|(name,)| name).collect()
+            }
+        };
+        let mut report = VerifyReport::default();
+        for name in names {
+            report.chains.push(self.verify_chain(&name).await?);
+        }
+        Ok(report)
+    }
+
+    /// Reads the head and every link of one chain in one snapshot, so that
+    /// events stored meanwhile are neither half-seen nor taken for tampering.
+    async fn verify_chain(&self, name: &str) -> Result<ChainReport, StoreError> {
+        let mut tx = self.db.pool().begin().await?;
+        if self.db.backend() == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        }
+        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_chains WHERE chain = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut verifier = Verifier::new(name);
+        let mut after = 0_i64;
+        let broken = 'walk: loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            ))
+            .bind(name)
+            .bind(after)
+            .bind(VERIFY_PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                break verifier.finish(head.as_ref().map(|(seq, hash)| (*seq, hash.as_str()))).err();
+            }
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                let record = match decode(row) {
+                    Ok(record) => record,
+                    Err(_) => {
+                        let id = row.try_get::<String, _>("id").ok();
+                        break 'walk Some(Break { seq, event_id: id, fault: Fault::Unreadable });
+                    }
+                };
+                if let Err(broken) = verifier.check(&record) {
+                    break 'walk Some(broken);
+                }
+                after = seq;
+            }
+        };
+        tx.rollback().await?;
+        Ok(ChainReport { chain: name.to_owned(), events: verifier.events(), broken })
+    }
+}
+
+async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    chain: &str,
+    record: &AuditRecord,
+    now: i64,
+) -> Result<(), StoreError> {
+    let e = &record.event;
+    sqlx::query(&format!(
+        "INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+    ))
+    .bind(e.id.as_str())
+    .bind(chain)
+    .bind(record.seq)
+    .bind(e.time.ms())
+    .bind(e.actor.kind.as_str())
+    .bind(e.actor.id.clone())
+    .bind(e.method.as_str())
+    .bind(e.route.clone())
+    .bind(e.path.as_str())
+    .bind(i64::from(e.status))
+    .bind(int(e.latency_ms))
+    .bind(e.client_ip.clone())
+    .bind(e.user_agent.clone())
+    .bind(e.request_id.clone())
+    .bind(e.request_digest.clone())
+    .bind(int(e.request_bytes))
+    .bind(e.response_digest.clone())
+    .bind(int(e.response_bytes))
+    .bind(record.prev_hash.as_str())
+    .bind(record.hash.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A row back into a record; an error says which value could not be read.
+fn decode(row: &AnyRow) -> Result<AuditRecord, String> {
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(|e| format!("{name}: {e}"));
+    let optional = |name: &str| row.try_get::<Option<String>, _>(name).map_err(|e| format!("{name}: {e}"));
+    let number = |name: &str| row.try_get::<i64, _>(name).map_err(|e| format!("{name}: {e}"));
+    let unsigned = |name: &str| number(name).and_then(|n| u64::try_from(n).map_err(|e| format!("{name}: {e}")));
+    let chain = text("chain")?;
+    let chain = Chain::parse(&chain).ok_or_else(|| format!("chain: `{chain}` is not a chain"))?;
+    let kind = text("actor_kind")?;
+    let event = AuditEvent {
+        id: text("id")?,
+        time: Timestamp(number("time_ms")?),
+        tenant_id: chain.tenant().cloned(),
+        actor: Actor {
+            kind: ActorKind::parse(&kind).ok_or_else(|| format!("actor_kind: `{kind}` is not an actor kind"))?,
+            id: optional("actor_id")?,
+        },
+        method: text("method")?,
+        route: optional("route")?,
+        path: text("path")?,
+        status: u16::try_from(number("status")?).map_err(|e| format!("status: {e}"))?,
+        latency_ms: unsigned("latency_ms")?,
+        client_ip: optional("client_ip")?,
+        user_agent: optional("user_agent")?,
+        request_id: optional("request_id")?,
+        request_digest: optional("request_digest")?,
+        request_bytes: unsigned("request_bytes")?,
+        response_digest: optional("response_digest")?,
+        response_bytes: unsigned("response_bytes")?,
+    };
+    Ok(AuditRecord { event, seq: number("seq")?, prev_hash: text("prev_hash")?, hash: text("hash")? })
+}

@@ -1,0 +1,3 @@
+//! The gateway's integration tests: one binary, a module per area.
+
+mod routing;

@@ -109,12 +109,12 @@ impl TenantPlans {
 }
 
 impl crawl::PlanLimits for TenantPlans {
-    fn pages_per_crawl<'a>(
+    fn plan<'a>(
         &'a self,
         tenant: &'a TenantId,
         token: &'a str,
-    ) -> crawl::BoxFuture<'a, Result<u32, ApiError>> {
-        Box::pin(async move { self.limits(tenant, token).await.map(|l| l.pages_per_crawl) })
+    ) -> crawl::BoxFuture<'a, Result<crawl::CrawlPlan, ApiError>> {
+        Box::pin(async move { self.limits(tenant, token).await.map(|l| crawl::CrawlPlan::from(&l)) })
     }
 }
 
@@ -137,7 +137,8 @@ impl State {
             stores: TenantStores::new(&deps.db, crawl::TENANT_MIGRATIONS),
             fetcher: deps.fetcher.clone(),
             verifier: deps.verifier.clone(),
-            limits: plans.clone(),
+            plans: plans.clone(),
+            limits: deps.limits.clone(),
             settings: deps.settings.crawl.clone(),
         });
         State {

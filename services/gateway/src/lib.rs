@@ -5,6 +5,7 @@
 
 mod audit;
 mod authn;
+mod idempotency;
 mod limit;
 mod proxy;
 mod routes;
@@ -52,6 +53,7 @@ pub struct GatewayState {
     upstreams: Upstreams,
     bus: Bus,
     limits: anno_limits::Limits,
+    idempotency: idempotency::Idempotency,
     settings: Settings,
 }
 
@@ -62,7 +64,8 @@ impl GatewayState {
         let auth = AuthClient(anno_api::client::ServiceClient::new("auth", upstreams.auth.clone()));
         let tenant = TenantClient(anno_api::client::ServiceClient::new("tenant", upstreams.tenant.clone()));
         let authn = Authenticator::new(auth, tenant, &bus, &settings);
-        GatewayState { authn, upstreams, bus, limits, settings }
+        let idempotency = idempotency::Idempotency::new(&bus);
+        GatewayState { authn, upstreams, bus, limits, idempotency, settings }
     }
 
     pub fn authenticator(&self) -> &Authenticator {

@@ -2,7 +2,7 @@
 //! what a caller needs to reach it.
 
 use crate::authn::{Authenticated, is_admin};
-use crate::{GatewayState, SERVICE, limit, proxy};
+use crate::{GatewayState, SERVICE, idempotency, limit, proxy};
 use anno_api::gateway::{Me, MeCredential, MeTenant};
 use anno_api::server::{Limits, Readiness, finish};
 use anno_api::transport::Transport;
@@ -13,6 +13,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use http::header;
+use sha2::{Digest, Sha256};
 
 /// A slot outlives the longest request by this much before it lapses by itself
 /// (a gateway that died cannot give it back).
@@ -56,7 +57,12 @@ struct Route {
     upstream: Upstream,
     access: Access,
     stale: Option<Stale>,
+    /// A POST here creates something: `Idempotency-Key` applies.
+    idempotent: bool,
 }
+
+/// The routes whose POST creates something.
+const IDEMPOTENT: [&str; 3] = ["/v1/crawl", "/v1/keys", "/v1/admin/tenants"];
 
 /// The public routes, in one table.
 type Row = (&'static str, MethodFilter, Option<Upstream>, Access, Option<Stale>);
@@ -104,7 +110,7 @@ pub fn router(state: GatewayState) -> Router {
     for (path, methods, upstream, access, stale) in table() {
         let handler = match upstream {
             Some(upstream) => {
-                let route = Route { upstream, access, stale };
+                let route = Route { upstream, access, stale, idempotent: IDEMPOTENT.contains(&path) };
                 on(methods, move |state: State<GatewayState>, params: RawPathParams, request: Request| {
                     pass(state, route, params, request)
                 })
@@ -177,8 +183,11 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         },
     };
     let token = caller.as_ref().map(|a| a.verified.token.clone());
-    // Page-delivering calls are metered: quotas and concurrency apply.
-    let metered = matches!(route.upstream, Upstream::Core) && request.method() == http::Method::POST;
+    // Only calls that deliver pages (content, and starting a crawl) are
+    // metered: quotas and concurrency apply to them.
+    let metered = matches!(route.upstream, Upstream::Core)
+        && request.method() == http::Method::POST
+        && (request.uri().path().starts_with("/v1/content/") || request.uri().path() == "/v1/crawl");
     let verdict = match &caller {
         Some(caller) => {
             match limit::admit(&state.limits, caller, metered, state.settings.request_timeout + SLOT_MARGIN).await {
@@ -200,14 +209,16 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         Upstream::Core => &state.upstreams.core,
     };
     let changes = request.method() != http::Method::GET;
+    let (request, claim) = match idempotent(&state, route, caller.as_ref(), request).await {
+        Ok(Idempotent::Forward(request, claim)) => (request, claim),
+        Ok(Idempotent::Replay(response)) => return finish_call(response, verdict, caller),
+        Err(e) => return finish_call(e.into_response(), verdict, caller),
+    };
     let mut response = proxy::forward(transport, request, token.as_deref()).await;
-    limit::units(&mut response);
-    if let Some(verdict) = verdict {
-        response = limit::finish(response, verdict);
+    if let Some(claim) = claim {
+        response = state.idempotency.finish(claim, response).await;
     }
-    if let Some(caller) = caller {
-        response = with_caller(response, caller);
-    }
+    let response = finish_call(response, verdict, caller);
     if let (true, true, Some(stale)) = (changes, response.status().is_success(), route.stale) {
         let id = params.iter().next().map(|(_, value)| value.to_owned()).unwrap_or_default();
         match stale {
@@ -220,6 +231,63 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         }
     }
     response
+}
+
+/// Finishes a response to a tenant's call: what it cost, the rate limit
+/// fields, and who called.
+fn finish_call(
+    mut response: Response,
+    verdict: Option<anno_limits::Verdict>,
+    caller: Option<Authenticated>,
+) -> Response {
+    limit::units(&mut response);
+    if let Some(verdict) = verdict {
+        response = limit::finish(response, verdict);
+    }
+    match caller {
+        Some(caller) => with_caller(response, caller),
+        None => response,
+    }
+}
+
+enum Idempotent {
+    /// Forward the request, keeping its answer for the claimed key, if any.
+    Forward(Request, Option<idempotency::Claim>),
+    /// Answered before.
+    Replay(Response),
+}
+
+/// Applies `Idempotency-Key` to a creating POST: claims the key for this
+/// request, or replays the answer kept for it, or refuses a conflicting retry.
+async fn idempotent(
+    state: &GatewayState,
+    route: Route,
+    caller: Option<&Authenticated>,
+    request: Request,
+) -> Result<Idempotent, ApiError> {
+    if !route.idempotent || request.method() != http::Method::POST {
+        return Ok(Idempotent::Forward(request, None));
+    }
+    let Some(key) = idempotency::key_of(request.headers())? else {
+        return Ok(Idempotent::Forward(request, None));
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, state.settings.max_body_bytes)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("reading the request body: {e}")))?;
+    let digest = idempotency::digest(&parts.method, parts.uri.path(), &bytes);
+    // Keys are the caller's tenant's (or the admin's): nobody replays another's answer.
+    let tenant = caller.and_then(|a| a.tenant.as_ref()).map(|t| &t.id);
+    let owner = caller.map(|a| a.verified.principal.id.as_str()).unwrap_or("anonymous");
+    let scope = if tenant.is_some() { String::new() } else { format!("{owner}:") };
+    let scoped = anno_tenancy::cache_key(tenant, "idem", &hex::encode(Sha256::digest(format!("{scope}{key}"))));
+    let pending_for = state.settings.request_timeout + SLOT_MARGIN;
+    match state.idempotency.begin(scoped, digest, pending_for).await? {
+        idempotency::Begin::Replay(response) => Ok(Idempotent::Replay(response)),
+        idempotency::Begin::Proceed(claim) => {
+            Ok(Idempotent::Forward(Request::from_parts(parts, axum::body::Body::from(bytes)), Some(claim)))
+        }
+    }
 }
 
 /// Marks a response with who called, for the layers that record the call.
@@ -272,10 +340,5 @@ async fn me(State(state): State<GatewayState>, request: Request) -> Response {
         key: (!is_user).then(|| credential.clone()),
         user: is_user.then_some(credential),
     };
-    let mut response = axum::Json(body).into_response();
-    limit::units(&mut response);
-    if let Some(verdict) = verdict {
-        response = limit::finish(response, verdict);
-    }
-    with_caller(response, a)
+    finish_call(axum::Json(body).into_response(), verdict, Some(a))
 }

@@ -1,5 +1,5 @@
 //! Crawl jobs through the gateway: started, followed, paged, isolated per
-//! tenant, and carried across a restart.
+//! tenant, charged per captured page, and carried across a restart.
 
 use crate::harness::Platform;
 use crate::in_both_shapes;
@@ -8,17 +8,24 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-in_both_shapes!(a_crawl_captures_the_site_and_accounts_for_every_url);
+in_both_shapes!(a_crawl_captures_the_site_and_accounts_for_every_url, a_crawl_costs_one_unit_per_captured_page);
 
 struct Tenant {
     http: reqwest::Client,
     base: String,
     key: String,
+    key_id: String,
 }
 
 impl Tenant {
     async fn new(p: &Platform) -> Tenant {
-        Tenant { http: reqwest::Client::new(), base: p.url().to_owned(), key: p.onboard().await.api_key.secret }
+        let created = p.onboard().await;
+        Tenant {
+            http: reqwest::Client::new(),
+            base: p.url().to_owned(),
+            key: created.api_key.secret,
+            key_id: created.api_key.key.id.to_string(),
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -88,6 +95,43 @@ async fn a_crawl_captures_the_site_and_accounts_for_every_url(p: &Platform) {
     assert_eq!((status, listed["data"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
     let (_, listed) = owner.call(reqwest::Method::GET, "/v1/crawl", None).await;
     assert_eq!(listed["data"][0]["jobId"], job.as_str());
+}
+
+/// This month's window of the tenant's usage.
+fn month(usage: &Value) -> &Value {
+    let windows = usage["windows"].as_array().expect("usage windows");
+    windows.iter().find(|w| w["window"] == "month").expect("the month's window")
+}
+
+async fn a_crawl_costs_one_unit_per_captured_page(p: &Platform) {
+    let owner = Tenant::new(p).await;
+    let job = owner.start(json!({ "maxDepth": 5, "respectRobots": false })).await;
+    let done = owner.finished(&job).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done.get("stopReason").is_none(), "a professional tenant has units to spare: {done}");
+    let pages = done["progress"]["pagesCompleted"].as_u64().expect("pages captured");
+    assert_eq!(pages, 6, "{done}");
+
+    // The ledger lags the charges by moments: poll until it has them all, then
+    // look again a moment later, in case more were on their way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, usage) = owner.call(reqwest::Method::GET, "/v1/usage", None).await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        if month(&usage)["used"].as_u64() >= Some(pages) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ledger did not catch up: {usage}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, usage) = owner.call(reqwest::Method::GET, "/v1/usage", None).await;
+    assert_eq!(month(&usage)["used"].as_u64(), Some(pages), "one unit per captured page: {usage}");
+    assert_eq!(
+        usage["byKey"],
+        json!([{ "keyId": owner.key_id, "units": pages }]),
+        "credited to the key that started it"
+    );
 }
 
 /// A crawl running when the platform stops is carried on when it starts again:

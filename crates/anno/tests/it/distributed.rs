@@ -143,3 +143,63 @@ async fn every_service_reports_health_readiness_and_metrics() {
     );
     p.finish().await;
 }
+
+/// Units are charged by core together with their usage record, so a gateway
+/// that dies loses none: the ledger equals the pages the clients received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_after_a_gateway_crash_equals_the_pages_delivered() {
+    let Some(mut p) = Platform::distributed(2).await else { return };
+    let key = p.onboard().await.api_key.secret;
+    let fetch = |base: String, n: usize| {
+        let key = key.clone();
+        async move {
+            let body = serde_json::json!({ "url": crate::site::site().url(&format!("/article?{n}")), "options": { "format": "json" } });
+            let sent = reqwest::Client::new()
+                .post(format!("{base}/v1/content/fetch"))
+                .bearer_auth(key)
+                .json(&body)
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status() == StatusCode::OK => {
+                    let units = r
+                        .headers()
+                        .get("x-anno-units")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("0")
+                        .parse::<u64>()
+                        .unwrap_or(0);
+                    // The page is delivered once its body is read in full.
+                    if r.bytes().await.is_ok() { units } else { 0 }
+                }
+                _ => 0,
+            }
+        }
+    };
+    let (first, second) = (p.gateways[0].clone(), p.gateways[1].clone());
+    let mut delivered = 0;
+    for n in 0..6 {
+        delivered += fetch(second.clone(), n).await;
+    }
+    p.crash_gateway(1).await;
+    for n in 6..12 {
+        // The dead replica answers nothing; the live one serves.
+        assert_eq!(fetch(second.clone(), n).await, 0);
+        delivered += fetch(first.clone(), n).await;
+    }
+    assert_eq!(delivered, 12);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let used = loop {
+        let usage = p.get_json(&key, "/v1/usage").await;
+        let month = usage["windows"].as_array().unwrap().iter().find(|w| w["window"] == "month").unwrap()["used"]
+            .as_u64()
+            .unwrap();
+        if month == delivered || Instant::now() > deadline {
+            break month;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(used, delivered);
+    p.finish().await;
+}

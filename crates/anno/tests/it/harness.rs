@@ -249,6 +249,27 @@ impl Platform {
     }
 
     /// Stops everything and removes the test's data.
+    /// `GET path` through the gateway as `credential`, read as JSON.
+    pub async fn get_json(&self, credential: &str, path: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .expect("the gateway answers");
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// Kills gateway replica `index` (distributed) without letting it drain,
+    /// as a crash would.
+    pub async fn crash_gateway(&mut self, index: usize) {
+        let first_gateway = self.running.len() - self.gateways.len();
+        let running = self.running.remove(first_gateway + index);
+        running.task.abort();
+        let _ = running.task.await;
+        self.gateways.remove(index);
+    }
+
     pub async fn finish(mut self) {
         for running in self.running.drain(..) {
             running.stop().await;

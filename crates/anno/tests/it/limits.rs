@@ -149,15 +149,7 @@ async fn pages_cost_units_and_the_minute_quota_holds(p: &Platform) {
     assert_eq!(window(&seen, "minute")["remaining"], 0);
     assert_eq!(window(&seen, "day")["used"], 10);
     assert_eq!(seen["byKey"], json!([{ "keyId": created.api_key.key.id, "units": 10 }]));
-    let admin: Value = reqwest::Client::new()
-        .get(format!("{}/v1/admin/tenants/{tenant}/usage", p.url()))
-        .bearer_auth(crate::harness::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = p.get_json(crate::harness::ADMIN_KEY, &format!("/v1/admin/tenants/{tenant}/usage")).await;
     assert_eq!(window(&admin, "month")["used"], 10);
     // Another tenant's usage is its own.
     let other = p.onboard().await.api_key.secret;

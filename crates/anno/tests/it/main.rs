@@ -9,6 +9,7 @@ mod crawl;
 mod distributed;
 mod flows;
 mod harness;
+mod idempotency;
 mod limits;
 mod site;
 

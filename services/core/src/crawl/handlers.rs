@@ -5,7 +5,7 @@ use crate::crawl::options::{CreateCrawl, Rules, Validated};
 use crate::crawl::runner::{self, Frontier};
 use crate::crawl::store::{self, JobRecord, JobStatus, NewUrl, UrlState};
 use crate::crawl::wire::{CrawlPage, CrawlUrl, Created, Job};
-use crate::crawl::{Crawler, index};
+use crate::crawl::{Crawler, JobQuota, index};
 use anno_api::token::Caller;
 use anno_api::{Page, PageQuery, page_from_rows};
 use anno_errors::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -59,13 +59,20 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let tenant = tenant(&caller)?;
     let mut request = request.validate()?;
-    let cap = crawler.inner.limits.pages_per_crawl(&tenant, &caller.token).await?;
-    request.options.max_pages = request.options.max_pages.min(cap.max(1));
-    let created = start(&crawler, &tenant, request).await?;
+    let plan = crawler.inner.plans.plan(&tenant, &caller.token).await?;
+    request.options.max_pages = request.options.max_pages.min(plan.pages_per_crawl.max(1));
+    let by = Starter { key: caller.claims.sub.clone(), quota: plan.quota };
+    let created = start(&crawler, &tenant, request, by).await?;
     Ok((StatusCode::ACCEPTED, Json(created)))
 }
 
-async fn start(crawler: &Crawler, tenant: &TenantId, request: Validated) -> ApiResult<Created> {
+/// Who starts a job, and the plan's quotas it is charged against from then on.
+struct Starter {
+    key: String,
+    quota: JobQuota,
+}
+
+async fn start(crawler: &Crawler, tenant: &TenantId, request: Validated, by: Starter) -> ApiResult<Created> {
     let inner = &crawler.inner;
     if inner.shutdown.is_cancelled() {
         return Err(ApiError::unavailable("the crawler is shutting down"));
@@ -87,6 +94,9 @@ async fn start(crawler: &Crawler, tenant: &TenantId, request: Validated) -> ApiR
         sitemaps_read: false,
         created_at: now,
         finished_at: None,
+        created_by: Some(by.key),
+        quota: by.quota,
+        stop: None,
     };
     let first = NewUrl { url: record.start_url.clone(), seq: 1, depth: 0, state: UrlState::Queued, reason: None };
     // Indexed first: a job the index does not know could never be resumed.
@@ -110,6 +120,8 @@ async fn start(crawler: &Crawler, tenant: &TenantId, request: Validated) -> ApiR
         options: record.options,
         rules,
         sitemaps_read: false,
+        created_by: record.created_by,
+        quota: record.quota,
     };
     crawler.launch(job, Frontier::new(&first));
     Ok(created)
@@ -164,7 +176,7 @@ pub async fn cancel(
     let (db, job) = find(&crawler, &tenant, &id).await?;
     if job.status == JobStatus::Running {
         let now = now_ms();
-        let cancelled = store::finish_job(&db, &id, JobStatus::Cancelled, now).await?;
+        let cancelled = store::finish_job(&db, &id, JobStatus::Cancelled, None, now).await?;
         crawler.stop_here(&id).await;
         // An instance elsewhere working the job stops at its next page, which
         // is no longer queued, or when it next renews its lease.

@@ -10,21 +10,26 @@
 //! core's own schema keeps an index of jobs with the lease of the instance working
 //! each ([`MIGRATIONS`]), from which [`Crawler::resume`] picks up the jobs a
 //! stopped instance left running.
+//!
+//! Each captured page costs the tenant one unit, charged against the quotas its
+//! plan had when the job was created (kept with the job, see [`JobQuota`]); a
+//! running job holds one of the tenant's concurrency slots until it ends.
 
 mod handlers;
 mod index;
 mod links;
 mod options;
+mod plan;
 mod runner;
 mod sitemap;
 mod store;
 mod wire;
 
 pub use options::{CrawlOptions, CreateCrawl, OptionsInput};
+pub use plan::{CrawlPlan, FixedPlanLimits, JobQuota, PlanLimits};
 pub use wire::{CrawlPage, CrawlUrl, Created, Job, Progress, UrlCounts};
 
 use anno_api::token::TokenVerifier;
-use anno_errors::ApiError;
 use anno_fetch::Fetcher;
 use anno_store::tenant::TenantStores;
 use anno_store::{Db, Migration, StoreError};
@@ -48,25 +53,12 @@ pub const MIGRATIONS: &[Migration] =
     &[Migration { version: 1, name: "crawl_index", sql: include_str!("migrations/core_0001_crawl_index.sql") }];
 
 /// Each tenant's storage: jobs, their URLs and captured pages.
-pub const TENANT_MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "crawl", sql: include_str!("migrations/tenant_0001_crawl.sql") }];
+pub const TENANT_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "crawl", sql: include_str!("migrations/tenant_0001_crawl.sql") },
+    Migration { version: 2, name: "crawl_quota", sql: include_str!("migrations/tenant_0002_crawl_quota.sql") },
+];
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The plan's cap on pages per crawl, for the tenant the token speaks for.
-pub trait PlanLimits: Send + Sync {
-    fn pages_per_crawl<'a>(&'a self, tenant: &'a TenantId, token: &'a str) -> BoxFuture<'a, Result<u32, ApiError>>;
-}
-
-/// The same cap for every tenant (tests, and installations without plans).
-#[derive(Clone, Copy, Debug)]
-pub struct FixedPlanLimits(pub u32);
-
-impl PlanLimits for FixedPlanLimits {
-    fn pages_per_crawl<'a>(&'a self, _: &'a TenantId, _: &'a str) -> BoxFuture<'a, Result<u32, ApiError>> {
-        Box::pin(std::future::ready(Ok(self.0)))
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct CrawlSettings {
@@ -90,7 +82,11 @@ pub struct CrawlDeps {
     pub stores: TenantStores,
     pub fetcher: Fetcher,
     pub verifier: TokenVerifier,
-    pub limits: Arc<dyn PlanLimits>,
+    /// Tenants' plans, read when a job is created.
+    pub plans: Arc<dyn PlanLimits>,
+    /// What captured pages are charged to, and where a running job holds its
+    /// concurrency slot.
+    pub limits: anno_limits::Limits,
     pub settings: CrawlSettings,
 }
 
@@ -105,7 +101,8 @@ pub(crate) struct Inner {
     stores: TenantStores,
     fetcher: Fetcher,
     verifier: TokenVerifier,
-    limits: Arc<dyn PlanLimits>,
+    plans: Arc<dyn PlanLimits>,
+    limits: anno_limits::Limits,
     settings: CrawlSettings,
     /// This instance, as lease holder.
     owner: String,
@@ -135,6 +132,7 @@ impl Crawler {
             stores: deps.stores,
             fetcher: deps.fetcher,
             verifier: deps.verifier,
+            plans: deps.plans,
             limits: deps.limits,
             settings: deps.settings,
             owner: new_id("crawler"),
@@ -238,7 +236,7 @@ impl Crawler {
             Err(why) => {
                 interrupted(&why);
                 let now = now_ms();
-                store::finish_job(&db, job_id, store::JobStatus::Interrupted, now).await?;
+                store::finish_job(&db, job_id, store::JobStatus::Interrupted, None, now).await?;
                 index::finish(core, job_id, "interrupted", now).await?;
                 return Ok(false);
             }
@@ -254,6 +252,8 @@ impl Crawler {
                 options: record.options,
                 rules,
                 sitemaps_read: record.sitemaps_read,
+                created_by: record.created_by,
+                quota: record.quota,
             },
             frontier,
         );

@@ -6,18 +6,35 @@
 //! fetch-and-extract tasks only report back. Each page is settled in one
 //! transaction with the URLs it led to, so a job stopped at any point resumes
 //! from its stored URLs, fetching again only what was not settled.
+//!
+//! A running job holds one of its tenant's concurrency slots (under the job's
+//! id, renewed with its lease), waiting without fetching while none is free.
+//! Each captured page costs one unit, charged inside the transaction that
+//! stores it: a page the quotas refuse is not stored, and the job ends there.
+//!
+//! The charge's usage record has the id `<job id>:<page seq>`, and the ledger
+//! stores each id once. Page sequence numbers are given in order by this one
+//! writer and restored from the stored pages on resume, so when a charge
+//! counted but its page was not stored (the commit failed, or the process
+//! stopped between the two), the resumed job gives the next page it captures
+//! the same number and the same id: the ledger still holds one record per
+//! stored page. (The limiter's own counters count such a page twice; they are
+//! only raised to the ledger, never lowered.)
 
 use crate::crawl::links::{self, path_and_query};
 use crate::crawl::options::{CrawlOptions, Exclusion, Rules};
-use crate::crawl::store::{self, JobStatus, NewUrl, UrlRecord, UrlState};
+use crate::crawl::plan::JobQuota;
+use crate::crawl::store::{self, JobStatus, NewUrl, Settled, Stop, UrlRecord, UrlState};
 use crate::crawl::wire::CrawlPage;
 use crate::crawl::{Inner, index, sitemap};
 use anno_fetch::{Accept, FetchError, FetchRequest, Fetcher};
+use anno_limits::{Charged, Limit, UsageRecord};
 use anno_store::{Db, StoreError};
 use anno_tenancy::{TenantId, now_ms};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -28,6 +45,8 @@ use url::Url;
 pub const MAX_URLS_PER_JOB: usize = 100_000;
 /// Largest page content stored when a page is plain text rather than HTML.
 const MAX_TEXT_CONTENT: usize = 1024 * 1024;
+/// How often a job waiting for a concurrency slot asks again.
+const SLOT_RETRY: Duration = Duration::from_secs(1);
 
 /// A job being worked.
 pub struct Job {
@@ -38,6 +57,10 @@ pub struct Job {
     pub options: CrawlOptions,
     pub rules: Rules,
     pub sitemaps_read: bool,
+    /// The API key or user its pages are credited to in the ledger.
+    pub created_by: Option<String>,
+    /// The tenant's quotas and concurrency when the job was created.
+    pub quota: JobQuota,
 }
 
 /// What is known and what is still to fetch, shallowest first.
@@ -109,6 +132,11 @@ impl Frontier {
         }
     }
 
+    /// Nothing left to fetch within the budget.
+    fn exhausted(&self, max_pages: u64) -> bool {
+        self.queue.is_empty() || self.captured >= max_pages
+    }
+
     fn pop(&mut self) -> Option<Item> {
         self.queue.pop().map(|Reverse((depth, _, url))| Item { url, depth })
     }
@@ -152,6 +180,8 @@ struct PageOptions {
 enum Exit {
     /// Nothing left to fetch within the budget.
     Done,
+    /// The tenant's units ran out: the page that found none was not stored.
+    Quota(Limit),
     /// The caller cancelled the job.
     Cancelled,
     /// This instance is shutting down; the job stays running for a resume.
@@ -165,15 +195,69 @@ enum Exit {
 /// Works the job to its end (or until stopped), then records how it ended.
 pub async fn run(inner: Arc<Inner>, job: Job, mut frontier: Frontier, token: CancellationToken) {
     let exit = work(&inner, &job, &mut frontier, &token).await;
+    // The slot is given back first, so that a job seen to have ended holds
+    // none; but a job another instance took over holds it there, under the same id.
+    let handed_over = matches!(exit, Exit::Lost) && runs_elsewhere(&job).await;
+    if !handed_over && job.quota.concurrent_requests.is_some() {
+        inner.limits.release(&job.tenant, &job.id).await;
+    }
     if let Err(e) = conclude(&inner, &job, &frontier, exit).await {
         tracing::warn!(error = %e, job.id = %job.id, tenant.id = %job.tenant, "recording the end of a crawl failed");
     }
 }
 
+/// Whether a job this instance lost is still running (so another instance
+/// works it). When storage cannot say, it is presumed to: its slot then lapses
+/// by itself after a lease period.
+async fn runs_elsewhere(job: &Job) -> bool {
+    match store::find_job(&job.db, &job.id).await {
+        Ok(found) => found.is_some_and(|j| j.status == JobStatus::Running),
+        Err(_) => true,
+    }
+}
+
+/// Takes or extends the job's concurrency slot; false when the tenant has none free.
+async fn hold_slot(inner: &Inner, job: &Job) -> bool {
+    match job.quota.concurrent_requests {
+        Some(slots) => inner.limits.hold(&job.tenant, &job.id, slots, inner.settings.lease).await,
+        None => true,
+    }
+}
+
+/// Renews the job's lease and its slot: whether it holds a slot, or the exit
+/// when the job is no longer ours.
+async fn renew(inner: &Inner, job: &Job, holding: bool) -> Result<bool, Exit> {
+    if let Some(exit) = renew_lease(inner, job).await {
+        return Err(exit);
+    }
+    let held = hold_slot(inner, job).await;
+    if holding && !held {
+        tracing::warn!(job.id = %job.id, tenant.id = %job.tenant, "a crawl lost its concurrency slot; it waits for one");
+    }
+    Ok(held)
+}
+
 async fn work(inner: &Inner, job: &Job, frontier: &mut Frontier, token: &CancellationToken) -> Exit {
     let stopped = || if inner.shutdown.is_cancelled() { Exit::Halted } else { Exit::Cancelled };
     let period = (inner.settings.lease / 3).max(Duration::from_millis(100));
-    let mut renew = tokio::time::interval_at(Instant::now() + period, period);
+    let mut renew_at = tokio::time::interval_at(Instant::now() + period, period);
+    let mut slot_retry = tokio::time::interval_at(Instant::now() + SLOT_RETRY, SLOT_RETRY);
+    slot_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Nothing is fetched, sitemaps included, before the job holds a slot.
+    let mut holding = hold_slot(inner, job).await;
+    if !holding {
+        tracing::info!(job.id = %job.id, tenant.id = %job.tenant, "a crawl waits for a concurrency slot");
+    }
+    while !holding {
+        tokio::select! {
+            biased;
+            () = token.cancelled() => return stopped(),
+            _ = renew_at.tick() => if let Some(exit) = renew_lease(inner, job).await {
+                return exit;
+            },
+            _ = slot_retry.tick() => holding = hold_slot(inner, job).await,
+        }
+    }
     if job.options.use_sitemap && !job.sitemaps_read {
         let discover = sitemap::discover(&inner.fetcher, &job.start);
         tokio::pin!(discover);
@@ -181,8 +265,9 @@ async fn work(inner: &Inner, job: &Job, frontier: &mut Frontier, token: &Cancell
             tokio::select! {
                 biased;
                 () = token.cancelled() => return stopped(),
-                _ = renew.tick() => if let Some(exit) = renew_lease(inner, job).await {
-                    return exit;
+                _ = renew_at.tick() => match renew(inner, job, holding).await {
+                    Ok(held) => holding = held,
+                    Err(exit) => return exit,
                 },
                 found = &mut discover => break found,
             }
@@ -205,7 +290,9 @@ async fn work(inner: &Inner, job: &Job, frontier: &mut Frontier, token: &Cancell
     let mut tasks = JoinSet::new();
     let mut in_flight = HashMap::new();
     loop {
-        while tasks.len() < concurrency && frontier.captured + (tasks.len() as u64) < max_pages {
+        // Without a slot (lost at a renewal), what is in flight finishes and
+        // nothing new starts until one is free again.
+        while holding && tasks.len() < concurrency && frontier.captured + (tasks.len() as u64) < max_pages {
             let Some(item) = frontier.pop() else { break };
             if let Err(e) = store::set_current_url(&job.db, &job.id, &item.url, now_ms()).await {
                 tracing::debug!(error = %e, job.id = %job.id, "recording the current URL failed");
@@ -213,15 +300,17 @@ async fn work(inner: &Inner, job: &Job, frontier: &mut Frontier, token: &Cancell
             let handle = tasks.spawn(visit(inner.fetcher.clone(), item.url.clone(), options));
             in_flight.insert(handle.id(), item);
         }
-        if tasks.is_empty() {
+        if tasks.is_empty() && (holding || frontier.exhausted(max_pages)) {
             return Exit::Done;
         }
         tokio::select! {
             biased;
             () = token.cancelled() => return stopped(),
-            _ = renew.tick() => if let Some(exit) = renew_lease(inner, job).await {
-                return exit;
+            _ = renew_at.tick() => match renew(inner, job, holding).await {
+                Ok(held) => holding = held,
+                Err(exit) => return exit,
             },
+            _ = slot_retry.tick(), if !holding => holding = hold_slot(inner, job).await,
             Some(joined) = tasks.join_next_with_id() => {
                 let (id, visit) = match joined {
                     Ok((id, visit)) => (id, visit),
@@ -229,8 +318,9 @@ async fn work(inner: &Inner, job: &Job, frontier: &mut Frontier, token: &Cancell
                 };
                 let Some(item) = in_flight.remove(&id) else { continue };
                 match record(inner, job, frontier, item, visit).await {
-                    Ok(true) => {}
-                    Ok(false) => return Exit::Lost,
+                    Ok(Settled::Done) => {}
+                    Ok(Settled::NotQueued) => return Exit::Lost,
+                    Ok(Settled::Declined(limit)) => return Exit::Quota(limit),
                     Err(e) => return Exit::Store(e),
                 }
             }
@@ -256,15 +346,17 @@ pub fn lease_ms(inner: &Inner) -> i64 {
     i64::try_from(inner.settings.lease.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Settles a visited URL with what its page led to. False when the URL was no
-/// longer queued (the job was cancelled meanwhile).
+/// Settles a visited URL with what its page led to, charging a captured page
+/// one unit as it is stored. `NotQueued` when the URL was no longer queued (the
+/// job was cancelled meanwhile); `Declined` when the quotas refused the page,
+/// which is then not stored.
 async fn record(
     inner: &Inner,
     job: &Job,
     frontier: &mut Frontier,
     item: Item,
     visit: Visit,
-) -> Result<bool, StoreError> {
+) -> Result<Settled<Limit>, StoreError> {
     let now = now_ms();
     let (outcome, page, discovered) = match visit {
         Visit::Page(page) => {
@@ -291,9 +383,21 @@ async fn record(
         Visit::Failed(e) => ((UrlState::Failed, Some(e.code())), None, Vec::new()),
         Visit::Crashed => ((UrlState::Failed, Some("internal_error")), None, Vec::new()),
     };
+    // Charged once however often the write is tried.
+    let charged = AtomicBool::new(false);
+    let gate = || async {
+        match &page {
+            Some(page) if !charged.load(Ordering::SeqCst) => {
+                let counted: Result<(), Limit> = charge(inner, job, page.seq).await;
+                charged.store(counted.is_ok(), Ordering::SeqCst);
+                counted
+            }
+            _ => Ok(()),
+        }
+    };
     let settled =
-        retry(|| store::settle(&job.db, &job.id, &item.url, outcome, page.as_ref(), &discovered, now)).await?;
-    if settled {
+        retry(|| store::settle(&job.db, &job.id, &item.url, outcome, page.as_ref(), &discovered, now, gate)).await?;
+    if settled == Settled::Done {
         if page.is_some() {
             frontier.captured += 1;
             frontier.last_page_seq += 1;
@@ -301,6 +405,23 @@ async fn record(
         frontier.commit(&discovered);
     }
     Ok(settled)
+}
+
+/// Charges the job's page `seq` one unit against the tenant's quotas, and
+/// records it for the ledger; the quota that refused it otherwise.
+async fn charge(inner: &Inner, job: &Job, seq: i64) -> Result<(), Limit> {
+    let record = UsageRecord {
+        id: format!("{}:{seq}", job.id),
+        tenant_id: job.tenant.clone(),
+        key_id: job.created_by.clone(),
+        units: 1,
+        at: now_ms(),
+        source: "crawl".to_owned(),
+    };
+    match inner.limits.charge(&record, &job.quota.policy()).await {
+        Charged::Counted { .. } => Ok(()),
+        Charged::Refused(limit) => Err(limit),
+    }
 }
 
 /// A storage write, tried again after a short pause when the database was unavailable.
@@ -324,18 +445,23 @@ where
 /// Records how the job ended.
 async fn conclude(inner: &Inner, job: &Job, frontier: &Frontier, exit: Exit) -> Result<(), StoreError> {
     let (db, id, now) = (&job.db, job.id.as_str(), now_ms());
+    let stop = match &exit {
+        Exit::Quota(limit) => Some(Stop::quota(*limit)),
+        _ => None,
+    };
     match exit {
-        Exit::Done => {
-            // What is still queued was left for want of budget.
+        Exit::Done | Exit::Quota(_) => {
+            // What is still queued was left for want of budget (or of units).
             store::settle_queued(db, id, UrlState::OverBudget).await?;
             let status = if frontier.captured == 0 { JobStatus::Failed } else { JobStatus::Completed };
-            if store::finish_job(db, id, status, now).await? {
+            if store::finish_job(db, id, status, stop.as_ref(), now).await? {
                 index::finish(&inner.core, id, status.as_str(), now).await?;
-                tracing::info!(job.id = %id, tenant.id = %job.tenant, pages = frontier.captured, status = status.as_str(), "crawl finished");
+                let reason = stop.as_ref().and_then(|s| s.policy.as_deref()).unwrap_or("done");
+                tracing::info!(job.id = %id, tenant.id = %job.tenant, pages = frontier.captured, status = status.as_str(), reason, "crawl finished");
             }
         }
         Exit::Cancelled => {
-            store::finish_job(db, id, JobStatus::Cancelled, now).await?;
+            store::finish_job(db, id, JobStatus::Cancelled, None, now).await?;
             store::settle_queued(db, id, UrlState::Cancelled).await?;
             index::finish(&inner.core, id, JobStatus::Cancelled.as_str(), now).await?;
         }

@@ -3,10 +3,12 @@
 //! [`Db`], so no query can reach another tenant's jobs.
 
 use crate::crawl::options::CrawlOptions;
+use crate::crawl::plan::JobQuota;
 use crate::crawl::wire::{CrawlPage, UrlCounts};
 use anno_store::sqlx::{self, Any, Transaction};
 use anno_store::{Db, StoreError};
 use std::collections::HashMap;
+use std::future::Future;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobStatus {
@@ -86,12 +88,45 @@ pub struct JobRecord {
     pub sitemaps_read: bool,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// The API key or user that started the job.
+    pub created_by: Option<String>,
+    /// What its pages are charged against (unlimited for jobs from before it was kept).
+    pub quota: JobQuota,
+    /// Why it ended before running out of pages to capture.
+    pub stop: Option<Stop>,
 }
 
-type JobRow = (String, String, String, String, Option<String>, i64, i64, Option<i64>);
+/// Why a job ended early: `reason` a problem code, `policy` the limit's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: String,
+    pub policy: Option<String>,
+}
 
-const SELECT_JOB: &str =
-    "SELECT id, start_url, options, status, current_url, sitemaps_read, created_at, finished_at FROM crawl_jobs";
+impl Stop {
+    /// The tenant's units ran out under `limit`.
+    pub fn quota(limit: anno_limits::Limit) -> Stop {
+        Stop { reason: limit.code().to_owned(), policy: Some(limit.name().to_owned()) }
+    }
+}
+
+type JobRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+const SELECT_JOB: &str = "SELECT id, start_url, options, status, current_url, sitemaps_read, created_at, finished_at, \
+                          created_by, quota, stop_reason, stop_policy FROM crawl_jobs";
 
 impl TryFrom<JobRow> for JobRecord {
     type Error = StoreError;
@@ -105,6 +140,14 @@ impl TryFrom<JobRow> for JobRecord {
             sitemaps_read: r.5 != 0,
             created_at: r.6,
             finished_at: r.7,
+            created_by: r.8,
+            quota: match r.9 {
+                Some(quota) => {
+                    serde_json::from_str(&quota).map_err(|e| StoreError::Other(format!("crawl quota: {e}")))?
+                }
+                None => JobQuota::default(),
+            },
+            stop: r.10.map(|reason| Stop { reason, policy: r.11 }),
         })
     }
 }
@@ -131,10 +174,11 @@ pub struct UrlRecord {
 /// Records a new job with its start URL queued.
 pub async fn insert_job(db: &Db, job: &JobRecord, start: &NewUrl) -> Result<(), StoreError> {
     let options = serde_json::to_string(&job.options).map_err(|e| StoreError::Other(e.to_string()))?;
+    let quota = serde_json::to_string(&job.quota).map_err(|e| StoreError::Other(e.to_string()))?;
     let mut tx = db.pool().begin().await?;
     sqlx::query(
-        "INSERT INTO crawl_jobs (id, start_url, options, max_pages, status, sitemaps_read, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        "INSERT INTO crawl_jobs (id, start_url, options, max_pages, status, sitemaps_read, created_at, updated_at, \
+         created_by, quota) VALUES ($1, $2, $3, $4, $5, 0, $6, $6, $7, $8)",
     )
     .bind(&job.id)
     .bind(&job.start_url)
@@ -142,6 +186,8 @@ pub async fn insert_job(db: &Db, job: &JobRecord, start: &NewUrl) -> Result<(), 
     .bind(i64::from(job.options.max_pages))
     .bind(job.status.as_str())
     .bind(job.created_at)
+    .bind(job.created_by.as_deref())
+    .bind(quota)
     .execute(&mut *tx)
     .await?;
     insert_urls(&mut tx, &job.id, std::slice::from_ref(start), job.created_at).await?;
@@ -193,14 +239,23 @@ pub async fn counts(db: &Db, jobs: &[&str]) -> Result<HashMap<String, UrlCounts>
     Ok(out)
 }
 
-/// Moves a running job to a final status; false when it was no longer running.
-pub async fn finish_job(db: &Db, id: &str, status: JobStatus, now: i64) -> Result<bool, StoreError> {
+/// Moves a running job to a final status, with why it stopped early if it did;
+/// false when it was no longer running.
+pub async fn finish_job(
+    db: &Db,
+    id: &str,
+    status: JobStatus,
+    stop: Option<&Stop>,
+    now: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE crawl_jobs SET status = $1, finished_at = $2, updated_at = $2, current_url = NULL \
-         WHERE id = $3 AND status = 'running'",
+        "UPDATE crawl_jobs SET status = $1, finished_at = $2, updated_at = $2, current_url = NULL, \
+         stop_reason = $3, stop_policy = $4 WHERE id = $5 AND status = 'running'",
     )
     .bind(status.as_str())
     .bind(now)
+    .bind(stop.map(|s| s.reason.as_str()))
+    .bind(stop.and_then(|s| s.policy.as_deref()))
     .bind(id)
     .execute(db.pool())
     .await?;
@@ -230,10 +285,24 @@ pub async fn record_sitemap_urls(db: &Db, job: &str, urls: &[NewUrl], now: i64) 
     Ok(())
 }
 
+/// What became of a URL to settle.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled<R> {
+    Done,
+    /// It was no longer queued (settled already, or the job was cancelled):
+    /// nothing was written.
+    NotQueued,
+    /// The gate turned it down: nothing was written, and the URL stays queued.
+    Declined(R),
+}
+
 /// Settles one queued URL (captured with its page, failed, or excluded) and
-/// records the URLs its page led to, at once. False, writing nothing, when the
-/// URL was no longer queued: settled already, or the job was cancelled.
-pub async fn settle(
+/// records the URLs its page led to, at once. `gate` runs inside the
+/// transaction once the URL is known to be queued, and before anything is
+/// stored: when it declines, nothing is. A URL no longer queued is left as it
+/// is, without asking the gate.
+#[expect(clippy::too_many_arguments, reason = "one transaction's worth of inputs")]
+pub async fn settle<R, G, Fut>(
     db: &Db,
     job: &str,
     url: &str,
@@ -241,7 +310,12 @@ pub async fn settle(
     page: Option<&CrawlPage>,
     discovered: &[NewUrl],
     now: i64,
-) -> Result<bool, StoreError> {
+    gate: G,
+) -> Result<Settled<R>, StoreError>
+where
+    G: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), R>>,
+{
     let mut tx = db.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE crawl_urls SET state = $1, reason = $2 WHERE job_id = $3 AND url = $4 AND state = 'queued'",
@@ -254,14 +328,18 @@ pub async fn settle(
     .await?;
     if done.rows_affected() != 1 {
         tx.rollback().await?;
-        return Ok(false);
+        return Ok(Settled::NotQueued);
+    }
+    if let Err(declined) = gate().await {
+        tx.rollback().await?;
+        return Ok(Settled::Declined(declined));
     }
     if let Some(page) = page {
         insert_page(&mut tx, job, page, now).await?;
     }
     insert_urls(&mut tx, job, discovered, now).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Settled::Done)
 }
 
 /// Settles every URL still queued, as over budget or cancelled.

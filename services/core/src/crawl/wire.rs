@@ -28,6 +28,14 @@ pub struct Job {
     pub progress: Progress,
     pub urls: UrlCounts,
     pub options: CrawlOptions,
+    /// Why the job ended before it ran out of pages to capture:
+    /// `quota_exceeded` when the tenant's units ran out. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// The limit that stopped it (`units-minute`, `units-month`), as the
+    /// `RateLimit` headers name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_policy: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +81,10 @@ impl UrlCounts {
 
 impl Job {
     pub fn new(job: JobRecord, urls: UrlCounts) -> Job {
+        let (stop_reason, stop_policy) = match job.stop {
+            Some(stop) => (Some(stop.reason), stop.policy),
+            None => (None, None),
+        };
         Job {
             progress: Progress {
                 pages_completed: urls.captured,
@@ -87,6 +99,8 @@ impl Job {
             started_at: rfc3339(job.created_at),
             finished_at: job.finished_at.map(rfc3339),
             options: job.options,
+            stop_reason,
+            stop_policy,
         }
     }
 }

@@ -4,10 +4,13 @@
 mod harness;
 mod site;
 
+use anno_core::crawl::{CrawlPlan, FixedPlanLimits, JobQuota};
+use anno_tenancy::TenantId;
 use axum::http::{Method, StatusCode};
-use harness::{Backend, Ctx, expect};
+use harness::{Backend, Ctx, KEY_ID, expect};
 use serde_json::{Value, json};
 use site::SLOW_PAGES;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Runs each scenario once per backend: `<name>::sqlite` and `<name>::postgres`.
@@ -37,7 +40,37 @@ on_both_backends!(
     results_page_while_running,
     tenants_never_see_each_others_jobs,
     bad_requests_name_the_field,
+    the_minute_quota_ends_the_crawl,
+    a_resumed_crawl_keeps_its_quota_and_charges_each_page_once,
+    a_crawl_waits_for_a_free_slot_and_gives_it_back,
 );
+
+/// Each captured page of the job was charged one unit, once: the usage records
+/// that reached the stream are one per page, credited to the key that started
+/// the job.
+async fn assert_charged(ctx: &Ctx, tenant: &TenantId, job: &str, pages: usize) {
+    let usage = ctx.settled_usage(tenant, pages).await;
+    let ours: Vec<_> = usage.iter().filter(|r| r.id.starts_with(job)).collect();
+    assert_eq!(ours.len(), pages, "one usage record per captured page: {usage:?}");
+    let ids: BTreeSet<&str> = ours.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), pages, "each record once: {usage:?}");
+    for r in ours {
+        assert_eq!((r.units, r.source.as_str(), r.key_id.as_deref()), (1, "crawl", Some(KEY_ID)), "{r:?}");
+    }
+}
+
+/// Sleeps past the end of the minute when little of it is left, so that a
+/// test of the minute quota runs inside one minute.
+async fn start_of_a_minute() {
+    let into = anno_tenancy::now_ms() % 60_000;
+    if into > 40_000 {
+        tokio::time::sleep(Duration::from_millis((60_000 - into + 200) as u64)).await;
+    }
+}
+
+fn plan(quota: JobQuota) -> CrawlPlan {
+    CrawlPlan { pages_per_crawl: 500, quota }
+}
 
 /// Every discovered URL ends with one disposition, and the counts agree.
 fn assert_settled(job: &Value, dispositions: &std::collections::BTreeMap<String, String>) {
@@ -184,7 +217,7 @@ async fn sitemaps_add_unlinked_pages(backend: Backend) {
 async fn the_budget_stops_the_crawl(backend: Backend) {
     // The plan allows 5 pages a crawl; the caller asks for more.
     let Some(ctx) = Ctx::new(backend, 5).await else { return };
-    let (_, token) = ctx.tenant().await;
+    let (tenant, token) = ctx.tenant().await;
     let id = ctx.start(&token, "/", json!({"maxPages": 40, "concurrency": 3})).await;
     let job = ctx.finished(&token, &id).await;
     assert_eq!(job["options"]["maxPages"], 5, "{job}");
@@ -193,6 +226,8 @@ async fn the_budget_stops_the_crawl(backend: Backend) {
     assert_eq!(job["urls"]["captured"], 5, "{job}");
     assert!(job["urls"]["overBudget"].as_u64().unwrap_or(0) >= 3, "{job}");
     assert_eq!(ctx.results(&token, &id).await.len(), 5);
+    assert!(job.get("stopReason").is_none(), "the budget is not a limit of the tenant's: {job}");
+    assert_charged(&ctx, &tenant, &id, 5).await;
     // Over budget means never fetched.
     for (path, disposition) in &urls {
         if disposition == "over_budget" {
@@ -240,7 +275,7 @@ async fn cancelling_stops_promptly_and_keeps_pages(backend: Backend) {
 
 async fn a_restarted_crawler_resumes_each_page_once(backend: Backend) {
     let Some(mut ctx) = Ctx::new(backend, 500).await else { return };
-    let (_, token) = ctx.tenant().await;
+    let (tenant, token) = ctx.tenant().await;
     let id = ctx.start(&token, "/slow/", json!({"concurrency": 2})).await;
     ctx.site.release(4);
     ctx.wait_for(&token, &id, "five pages", |j| j["progress"]["pagesCompleted"] == 5).await;
@@ -276,6 +311,8 @@ async fn a_restarted_crawler_resumes_each_page_once(backend: Backend) {
     for (path, hits) in hits {
         assert_eq!(ctx.site.hits(&path), hits, "{path}, captured before the second stop, was fetched again");
     }
+    // What was in flight at a stop is charged when it is captured, once.
+    assert_charged(&ctx, &tenant, &id, SLOW_PAGES + 1).await;
     ctx.finish().await;
 }
 
@@ -372,5 +409,105 @@ async fn bad_requests_name_the_field(backend: Backend) {
 
     let (_, listed) = ctx.get(&token, "/v1/crawl").await;
     assert_eq!(listed["data"], json!([]), "no job was made");
+    ctx.finish().await;
+}
+
+async fn the_minute_quota_ends_the_crawl(backend: Backend) {
+    // Four units a minute; the site has twelve pages to capture.
+    let quota = JobQuota { units_per_minute: Some(4), ..JobQuota::default() };
+    let Some(ctx) = Ctx::with_plan(backend, plan(quota)).await else { return };
+    let (tenant, token) = ctx.tenant().await;
+    start_of_a_minute().await;
+    let id = ctx.start(&token, "/", json!({"concurrency": 3})).await;
+    let job = ctx.ended(&token, &id).await;
+    assert_eq!(job["status"], "completed", "pages were captured before the units ran out: {job}");
+    assert_eq!(
+        (job["stopReason"].as_str(), job["stopPolicy"].as_str()),
+        (Some("quota_exceeded"), Some("units-minute"))
+    );
+    assert_eq!(job["urls"]["captured"], 4, "{job}");
+    assert_eq!(job["options"]["maxPages"], 50, "the job's own budget was not what stopped it: {job}");
+    assert!(job["urls"]["overBudget"].as_u64().unwrap_or(0) >= 1, "what was left is settled: {job}");
+    let urls = ctx.dispositions(&token, &id).await;
+    assert_settled(&job, &urls);
+    assert_eq!(ctx.results(&token, &id).await.len(), 4);
+    assert_charged(&ctx, &tenant, &id, 4).await;
+
+    // With the minute used up, the next crawl captures nothing and fails, for
+    // the same reason; it costs nothing.
+    let second = ctx.start(&token, "/", json!({})).await;
+    let job = ctx.ended(&token, &second).await;
+    assert_eq!((job["status"].as_str(), job["stopReason"].as_str()), (Some("failed"), Some("quota_exceeded")), "{job}");
+    assert_eq!(job["urls"]["captured"], 0, "{job}");
+    assert_eq!(job["urls"]["queued"], 0, "{job}");
+    assert!(ctx.results(&token, &second).await.is_empty());
+    // Its refused charge counted nothing and appended nothing.
+    assert_eq!(ctx.settled_usage(&tenant, 4).await.len(), 4, "a refused page costs nothing");
+    ctx.finish().await;
+}
+
+async fn a_resumed_crawl_keeps_its_quota_and_charges_each_page_once(backend: Backend) {
+    // Five units a month when the job is created.
+    let quota = JobQuota { units_per_month: Some(5), ..JobQuota::default() };
+    let Some(mut ctx) = Ctx::with_plan(backend, plan(quota)).await else { return };
+    let (tenant, token) = ctx.tenant().await;
+    let id = ctx.start(&token, "/slow/", json!({"concurrency": 2})).await;
+    ctx.site.release(2);
+    ctx.wait_for(&token, &id, "three pages", |j| j["progress"]["pagesCompleted"] == 3).await;
+
+    // The process stops with two fetches in flight. The next one has no caller
+    // to ask for the plan (and would find no quota in it): the job carries on
+    // under the quota it was created with.
+    ctx.restart_with(FixedPlanLimits::pages(500).0).await;
+    assert_eq!(ctx.crawler.resume().await.expect("resume"), 1);
+    ctx.site.release(100);
+    let job = ctx.ended(&token, &id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!((job["stopReason"].as_str(), job["stopPolicy"].as_str()), (Some("quota_exceeded"), Some("units-month")));
+    assert_eq!(job["urls"]["captured"], 5, "{job}");
+    assert_eq!(ctx.results(&token, &id).await.len(), 5);
+    assert_charged(&ctx, &tenant, &id, 5).await;
+    ctx.finish().await;
+}
+
+async fn a_crawl_waits_for_a_free_slot_and_gives_it_back(backend: Backend) {
+    let quota = JobQuota { concurrent_requests: Some(2), ..JobQuota::default() };
+    let Some(ctx) = Ctx::with_plan(backend, plan(quota)).await else { return };
+    let (tenant, token) = ctx.tenant().await;
+    let ttl = Duration::from_secs(120);
+    // Two requests in progress hold both of the tenant's slots.
+    for slot in ["request_a", "request_b"] {
+        assert!(ctx.limits.hold(&tenant, slot, 2, ttl).await);
+    }
+    let id = ctx.start(&token, "/slow/", json!({"concurrency": 2})).await;
+    // Longer than the lease renewals (1 s) and the slot retries (1 s).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let job = ctx.job(&token, &id).await;
+    assert_eq!((job["status"].as_str(), job["progress"]["pagesCompleted"].as_u64()), (Some("running"), Some(0)));
+    assert_eq!(ctx.site.hits("/slow/"), 0, "nothing is fetched without a slot");
+
+    // A slot frees: the crawl takes it and goes on, and holds it while it runs.
+    ctx.limits.release(&tenant, "request_a").await;
+    ctx.wait_for(&token, &id, "the first page", |j| j["progress"]["pagesCompleted"] == 1).await;
+    assert!(!ctx.limits.hold(&tenant, "request_c", 2, ttl).await, "the crawl holds a slot");
+    // Cancelling it gives the slot back.
+    let (status, job) = ctx.call(Method::DELETE, &format!("/v1/crawl/{id}"), Some(&token), None).await;
+    assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{job}");
+    assert!(ctx.limits.hold(&tenant, "request_c", 2, ttl).await, "the cancelled crawl's slot is free");
+
+    // A crawl waiting for a slot can be cancelled too, and captures nothing.
+    let waiting = ctx.start(&token, "/", json!({})).await;
+    let started = Instant::now();
+    let (status, job) = ctx.call(Method::DELETE, &format!("/v1/crawl/{waiting}"), Some(&token), None).await;
+    assert_eq!((status, job["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{job}");
+    assert!(started.elapsed() < Duration::from_secs(5), "cancelling took {:?}", started.elapsed());
+    assert_eq!(job["urls"]["captured"], 0, "{job}");
+    assert_eq!(ctx.site.hits("/"), 0, "{job}");
+
+    // A crawl that ends gives its slot back.
+    ctx.limits.release(&tenant, "request_c").await;
+    let done = ctx.start(&token, "/", json!({"maxDepth": 0})).await;
+    ctx.finished(&token, &done).await;
+    assert!(ctx.limits.hold(&tenant, "request_c", 2, ttl).await, "the finished crawl's slot is free");
     ctx.finish().await;
 }

@@ -1,10 +1,13 @@
 //! What every crawl test needs: a database (SQLite in a temporary directory, or
 //! a throwaway Postgres database), internal tokens signed the way auth signs them,
-//! the fixture site, and a crawler whose router is called in process.
+//! the fixture site, limits in process with the usage records they pass on, and
+//! a crawler whose router is called in process.
 
 use super::site::Site;
 use anno_api::token::{Claims, INTERNAL_AUDIENCE, ISSUER, KeySource, PrincipalKind, TokenVerifier};
-use anno_core::crawl::{self, CrawlDeps, CrawlSettings, Crawler, FixedPlanLimits};
+use anno_bus::{Bus, Entry, Handler};
+use anno_core::crawl::{self, CrawlDeps, CrawlPlan, CrawlSettings, Crawler, FixedPlanLimits};
+use anno_limits::{Fallbacks, Limits, USAGE_STREAM, UsageRecord};
 use anno_store::tenant::TenantStores;
 use anno_store::testing::{TestDatabase, postgres_available};
 use anno_store::{DatabaseTarget, Db, sqlx};
@@ -23,7 +26,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -108,7 +111,7 @@ impl Keys {
         let claims = Claims {
             iss: ISSUER.to_owned(),
             aud: INTERNAL_AUDIENCE.to_owned(),
-            sub: "key_0123456789abcdefghjkmnpqrs".to_owned(),
+            sub: KEY_ID.to_owned(),
             knd: PrincipalKind::Key,
             ten: Some(tenant.clone()),
             scp: scopes,
@@ -121,6 +124,9 @@ impl Keys {
     }
 }
 
+/// The id of the key every test token speaks for.
+pub const KEY_ID: &str = "key_0123456789abcdefghjkmnpqrs";
+
 /// One test's world.
 pub struct Ctx {
     env: Env,
@@ -128,26 +134,75 @@ pub struct Ctx {
     pub site: Site,
     pub crawler: Crawler,
     app: Router,
-    cap: u32,
+    plan: CrawlPlan,
+    /// The tenants' quotas and concurrency slots, as the gateway sees them.
+    pub limits: Limits,
+    /// What reached the usage stream, in order.
+    usage: Arc<Mutex<Vec<UsageRecord>>>,
+    consumer: tokio::task::JoinHandle<()>,
 }
 
 impl Ctx {
-    /// `cap` is every tenant's plan limit on pages per crawl.
+    /// `cap` is every tenant's plan limit on pages per crawl; no quotas.
     pub async fn new(backend: Backend, cap: u32) -> Option<Ctx> {
+        Ctx::with_plan(backend, FixedPlanLimits::pages(cap).0).await
+    }
+
+    /// Every tenant is on `plan`.
+    pub async fn with_plan(backend: Backend, plan: CrawlPlan) -> Option<Ctx> {
         let env = Env::new(backend).await?;
         let keys = Keys::new();
         let site = Site::start().await;
-        let crawler = new_crawler(&env.core, &site, &keys, cap);
+        let bus = Bus::in_process();
+        let limits = Limits::new(&bus, Fallbacks::default());
+        let usage: Arc<Mutex<Vec<UsageRecord>>> = Arc::default();
+        let sink = usage.clone();
+        let handler: Handler = Arc::new(move |entries: Vec<Entry>| {
+            let sink = sink.clone();
+            Box::pin(async move {
+                let mut sink = sink.lock().map_err(|_| anyhow::anyhow!("a test panicked"))?;
+                for e in entries {
+                    sink.push(serde_json::from_str(&e.payload)?);
+                }
+                Ok(())
+            })
+        });
+        let consumer = bus.consume(USAGE_STREAM, "ledger", "test", handler);
+        let crawler = new_crawler(&env.core, &site, &keys, plan, &limits);
         let app = crawl::router(crawler.clone());
-        Some(Ctx { env, keys, site, crawler, app, cap })
+        Some(Ctx { env, keys, site, crawler, app, plan, limits, usage, consumer })
     }
 
     /// Stops the crawler, as a process exit would, and starts another on the
-    /// same databases (without resuming anything yet).
+    /// same databases and limits (without resuming anything yet).
     pub async fn restart(&mut self) {
+        self.restart_with(self.plan).await;
+    }
+
+    /// As [`Ctx::restart`], with the tenants on another plan from then on.
+    pub async fn restart_with(&mut self, plan: CrawlPlan) {
         self.crawler.shutdown().await;
-        self.crawler = new_crawler(&self.env.core, &self.site, &self.keys, self.cap);
+        self.plan = plan;
+        self.crawler = new_crawler(&self.env.core, &self.site, &self.keys, plan, &self.limits);
         self.app = crawl::router(self.crawler.clone());
+    }
+
+    /// The usage records of a tenant that reached the stream so far.
+    pub fn usage(&self, tenant: &TenantId) -> Vec<UsageRecord> {
+        let records = self.usage.lock().map(|r| r.clone()).unwrap_or_default();
+        records.into_iter().filter(|r| &r.tenant_id == tenant).collect()
+    }
+
+    /// The tenant's usage records once at least `expected` have arrived (and a
+    /// moment more, for any beyond): each charge appends to the stream before
+    /// the page is stored, so they are all on their way once the job has ended.
+    pub async fn settled_usage(&self, tenant: &TenantId, expected: usize) -> Vec<UsageRecord> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.usage(tenant).len() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.usage(tenant)
     }
 
     /// Another instance holds the job's lease for `ms` more, as one that died
@@ -234,9 +289,16 @@ impl Ctx {
         }
     }
 
+    /// Waits for the job to end, however it ends.
+    pub async fn ended(&self, token: &str, id: &str) -> Value {
+        let job = self.wait_for(token, id, "the end of the crawl", |j| j["status"] != "running").await;
+        assert!(job["finishedAt"].is_string(), "{job}");
+        job
+    }
+
     /// Waits for the job to end; it must end `completed`.
     pub async fn finished(&self, token: &str, id: &str) -> Value {
-        let job = self.wait_for(token, id, "the end of the crawl", |j| j["status"] != "running").await;
+        let job = self.ended(token, id).await;
         assert_eq!(job["status"], "completed", "{job}");
         assert!(job["finishedAt"].is_string(), "{job}");
         job
@@ -286,6 +348,7 @@ impl Ctx {
 
     pub async fn finish(self) {
         self.crawler.shutdown().await;
+        self.consumer.abort();
         if let Some(database) = self.env.postgres {
             drop(self.env.core);
             database.drop().await;
@@ -296,13 +359,14 @@ impl Ctx {
     }
 }
 
-fn new_crawler(core: &Db, site: &Site, keys: &Keys, cap: u32) -> Crawler {
+fn new_crawler(core: &Db, site: &Site, keys: &Keys, plan: CrawlPlan, limits: &Limits) -> Crawler {
     Crawler::new(CrawlDeps {
         core_db: core.clone(),
         stores: TenantStores::new(core, crawl::TENANT_MIGRATIONS),
         fetcher: site.fetcher(),
         verifier: keys.verifier.clone(),
-        limits: Arc::new(FixedPlanLimits(cap)),
+        plans: Arc::new(FixedPlanLimits(plan)),
+        limits: limits.clone(),
         settings: CrawlSettings { lease: Duration::from_secs(3) },
     })
 }

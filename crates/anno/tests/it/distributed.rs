@@ -203,3 +203,53 @@ async fn usage_after_a_gateway_crash_equals_the_pages_delivered() {
     assert_eq!(used, delivered);
     p.finish().await;
 }
+
+/// Three gateway replicas sharing Redis, offered ten times a tenant's rate for
+/// ten seconds, admit what one limiter would: the burst plus the rate over the
+/// time taken, within 1 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_sharing_redis_admit_the_tenants_rate_within_one_percent() {
+    let Some(p) = Platform::distributed(3).await else { return };
+    let created = p.onboard_on(Some(anno_tenancy::Plan::Enterprise)).await;
+    let limits: anno_tenancy::LimitOverrides = serde_json::from_value(serde_json::json!({
+        "tenantRatePerSecond": 40, "tenantBurst": 40, "keyRatePerSecond": 100000, "keyBurst": 100000,
+    }))
+    .unwrap();
+    let update =
+        anno_client::anno_api::tenant::UpdateTenantRequest { limits: Some(Some(limits)), ..Default::default() };
+    p.admin().update_tenant(&created.tenant.id, &update).await.unwrap();
+    let key = created.api_key.secret;
+    let run_for = Duration::from_secs(10);
+    let started = Instant::now();
+    let mut lanes = tokio::task::JoinSet::new();
+    for gateway in &p.gateways {
+        for _ in 0..3 {
+            let (url, key, http) = (format!("{gateway}/v1/me"), key.clone(), reqwest::Client::new());
+            lanes.spawn(async move {
+                // ~45 requests/s per lane, nine lanes: ten times the rate.
+                let mut tick = tokio::time::interval(Duration::from_millis(22));
+                let (mut admitted, mut sent) = (0u64, 0u64);
+                while started.elapsed() < run_for {
+                    tick.tick().await;
+                    let status = http.get(&url).bearer_auth(&key).send().await.map(|r| r.status());
+                    match status {
+                        Ok(StatusCode::OK) => admitted += 1,
+                        Ok(StatusCode::TOO_MANY_REQUESTS) => {}
+                        other => panic!("unexpected answer: {other:?}"),
+                    }
+                    sent += 1;
+                }
+                (admitted, sent)
+            });
+        }
+    }
+    let results = lanes.join_all().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (admitted, sent): (u64, u64) = results.iter().fold((0, 0), |(a, s), r| (a + r.0, s + r.1));
+    let expected = 40.0 + 40.0 * elapsed;
+    // Offered ten times the rate; a busy machine may send fewer, never near the limit.
+    assert!(sent as f64 > 3.0 * expected, "offered {sent} for an allowance of {expected:.0}");
+    let error = (admitted as f64 - expected).abs() / expected;
+    assert!(error <= 0.01, "admitted {admitted}, expected {expected:.0} ({:.2} %)", error * 100.0);
+    p.finish().await;
+}

@@ -99,6 +99,10 @@ enum BenchCommand {
     /// the gateway of an embedded platform, against a local site serving the
     /// dataset's pages, beside the extraction engine alone on the same pages.
     Fetch(crate::bench::fetch::FetchBenchArgs),
+    /// How long a configuration change takes to reach the services that keep
+    /// tenants' configuration (p50/p99 from sending the change to each
+    /// replica having it), embedded or over Postgres and Redis.
+    Propagation(crate::bench::propagation::PropagationArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -127,6 +131,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Fetch(args)) => {
             print!("{}", crate::bench::fetch::run_fetch_bench(&args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Propagation(args)) => {
+            print!("{}", crate::bench::propagation::run(&args).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Extract(args)) => {

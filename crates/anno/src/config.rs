@@ -34,6 +34,7 @@ pub struct Config {
     pub core: CoreSection,
     pub limits: LimitsSection,
     pub audit: AuditSection,
+    pub config: ConfigSection,
     /// `ANNO_*` variables that name no setting, to warn about once logging is up.
     #[serde(skip)]
     pub unknown_variables: Vec<String>,
@@ -152,6 +153,13 @@ pub struct AuditSection {
     pub webhook_timeout_seconds: u64,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSection {
+    /// How often the gateway and core read the config service's change counter.
+    pub check_interval_ms: u64,
+}
+
 /// A list from a file, or from a variable as comma-separated items.
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -183,7 +191,9 @@ fn known_keys() -> Vec<String> {
             let key = line.split_once('=')?.0.trim();
             key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then(|| key.to_owned())
         })
-        .chain(["services", "gateway", "auth", "tenant", "fetch", "core", "limits", "audit"].map(String::from))
+        .chain(
+            ["services", "gateway", "auth", "tenant", "fetch", "core", "limits", "audit", "config"].map(String::from),
+        )
         .collect()
 }
 

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use anno_api::auth::AuthClient;
 use anno_api::client::ServiceClient;
+use anno_api::config::ConfigClient;
 use anno_api::tenant::TenantClient;
 use anno_api::token::{KeySource, TokenVerifier};
 use anno_api::transport::{self, Transport};
@@ -53,6 +54,8 @@ impl ServiceName {
 /// The routers built for this process, and how to reach those built elsewhere.
 pub struct Built {
     pub routers: Vec<(ServiceName, Router)>,
+    /// The bus the services share (in process when embedded).
+    pub bus: Bus,
     /// Core, when built here: its crawl jobs are handed back on stop.
     pub core: Option<anno_core::State>,
     /// The audit trail's consumer and exporter, beside the tenant service;
@@ -75,7 +78,8 @@ pub fn migrations(service: ServiceName) -> &'static [anno_store::Migration] {
         ServiceName::Auth => anno_auth::MIGRATIONS,
         ServiceName::Tenant => anno_tenant::MIGRATIONS,
         ServiceName::Core => anno_core::MIGRATIONS,
-        ServiceName::Gateway | ServiceName::Config => &[],
+        ServiceName::Config => anno_config::MIGRATIONS,
+        ServiceName::Gateway => &[],
     }
 }
 
@@ -150,6 +154,10 @@ fn fetcher(config: &Config, bus: &Bus) -> anyhow::Result<anno_fetch::Fetcher> {
         None => anno_fetch::HostCoordinator::Local,
     };
     anno_fetch::Fetcher::new(fetch, std::sync::Arc::new(anno_fetch::SystemResolver), hosts).map_err(anyhow::Error::msg)
+}
+
+fn config_check_interval(config: &Config) -> Duration {
+    Duration::from_millis(config.config.check_interval_ms.max(10))
 }
 
 fn core_settings(config: &Config) -> anno_core::Settings {
@@ -263,7 +271,8 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
 
     let config_transport = if selected.contains(&ServiceName::Config) {
         let db = open(config, &target, ServiceName::Config).await?;
-        let router = anno_config::router(anno_config::State::new(db, bus.clone(), verifier.clone()));
+        let tenants = TenantClient(ServiceClient::new("tenant", tenant_transport.clone()));
+        let router = anno_config::router(anno_config::State::new(db, bus.clone(), verifier.clone(), tenants));
         routers.push((ServiceName::Config, router.clone()));
         transport::in_process(router)
     } else {
@@ -280,6 +289,8 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             tenants: TenantClient(ServiceClient::new("tenant", tenant_transport.clone())),
             fetcher: fetcher(config, &bus)?,
             limits: limits.clone(),
+            config: ConfigClient(ServiceClient::new("config", config_transport.clone())),
+            config_check_interval: config_check_interval(config),
             settings: core_settings(config),
         };
         let state = anno_core::State::new(deps);
@@ -332,11 +343,12 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             max_body_bytes: config.gateway.max_body_bytes,
             trusted_proxies: anno_audit::TrustedProxies::parse(&config.gateway.trusted_proxies)
                 .map_err(anyhow::Error::msg)?,
+            config_check_interval: config_check_interval(config),
         };
         let router = anno_gateway::router(anno_gateway::GatewayState::new(upstreams, bus.clone(), limits, settings));
         routers.insert(0, (ServiceName::Gateway, router));
     }
-    Ok(Built { routers, core, audit })
+    Ok(Built { routers, bus, core, audit })
 }
 
 /// Where each service of this process listens: embedded, only the gateway

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod gateway;
 pub mod server;
 pub mod tenant;

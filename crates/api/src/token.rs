@@ -53,11 +53,27 @@ pub enum KeySource {
 }
 
 /// Verifies tokens against the current key set, refreshing it when a token names
-/// a key it does not know yet (rotation), at most once a second.
+/// a key it does not know yet (rotation), at most once a second. A token once
+/// verified is remembered until it expires: a caller sends the same token on
+/// every request, and checking its signature again would cost each of them.
 #[derive(Clone)]
 pub struct TokenVerifier {
     source: KeySource,
     keys: Arc<RwLock<KeyCache>>,
+    verified: moka::sync::Cache<String, Claims>,
+}
+
+/// How many verified tokens a verifier remembers.
+const VERIFIED_CAPACITY: u64 = 10_000;
+
+/// Forgets a verified token when it expires.
+struct UntilExpiry;
+
+impl moka::Expiry<String, Claims> for UntilExpiry {
+    fn expire_after_create(&self, _token: &String, claims: &Claims, _now: Instant) -> Option<Duration> {
+        let left = claims.exp.saturating_sub(anno_tenancy::now_ms() / 1000);
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+    }
 }
 
 #[derive(Default)]
@@ -68,11 +84,21 @@ struct KeyCache {
 
 impl TokenVerifier {
     pub fn new(source: KeySource) -> Self {
-        Self { source, keys: Arc::default() }
+        let verified = moka::sync::Cache::builder().max_capacity(VERIFIED_CAPACITY).expire_after(UntilExpiry).build();
+        Self { source, keys: Arc::default(), verified }
     }
 
     /// Verifies a token for `audience`; any failure is 401 with the same body.
     pub async fn verify(&self, token: &str, audience: &str) -> Result<Claims, ApiError> {
+        if let Some(claims) = self.verified.get(token).filter(|c| c.exp > anno_tenancy::now_ms() / 1000) {
+            return if claims.aud == audience { Ok(claims) } else { Err(ApiError::unauthorized()) };
+        }
+        let claims = self.verify_signature(token, audience).await?;
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str, audience: &str) -> Result<Claims, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::unauthorized())?;
         if header.alg != Algorithm::EdDSA {
             return Err(ApiError::unauthorized());

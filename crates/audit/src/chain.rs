@@ -217,7 +217,7 @@ pub fn extend(chain: &str, head: (i64, &str), events: Vec<AuditEvent>) -> Vec<Au
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{Actor, ActorKind, Timestamp};
 

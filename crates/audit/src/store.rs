@@ -18,6 +18,12 @@ pub const MIGRATIONS: &[Migration] =
 const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, route, path, status, latency_ms, \
      client_ip, user_agent, request_id, request_digest, request_bytes, response_digest, response_bytes, prev_hash, hash";
 
+/// Values bound per stored row: [`COLUMNS`] and `stored_at`.
+const INSERT_COLUMNS: usize = 21;
+/// Rows per `INSERT`, well within the bind limits of SQLite (32,766) and
+/// Postgres (65,535).
+const INSERT_ROWS: usize = 200;
+
 /// Rows read per query while verifying.
 const VERIFY_PAGE: i64 = 500;
 
@@ -123,7 +129,8 @@ impl AuditStore {
                     .bind(name)
                     .fetch_one(&mut *tx)
                     .await?;
-            let placeholders = (1..=events.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+            let backend = self.db.backend();
+            let placeholders = (1..=events.len()).map(|n| backend.placeholder(n)).collect::<Vec<_>>().join(", ");
             let sql = format!("SELECT id FROM audit_events WHERE id IN ({placeholders})");
             let mut stored = sqlx::query_as::<_, (String,)>(&sql);
             for event in &events {
@@ -135,8 +142,8 @@ impl AuditStore {
                 continue;
             }
             let records = chain::extend(name, (seq, &hash), fresh);
-            for record in &records {
-                insert(&mut tx, name, record, now).await?;
+            for rows in records.chunks(INSERT_ROWS) {
+                insert(&mut tx, self.db.backend(), name, rows, now).await?;
             }
             if let Some(last) = records.last() {
                 sqlx::query("UPDATE audit_chains SET seq = $1, hash = $2, updated_at = $3 WHERE chain = $4")
@@ -281,40 +288,50 @@ impl AuditStore {
     }
 }
 
+/// Stores records of one chain with one `INSERT`.
 async fn insert(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     chain: &str,
-    record: &AuditRecord,
+    records: &[AuditRecord],
     now: i64,
 ) -> Result<(), StoreError> {
-    let e = &record.event;
-    sqlx::query(&format!(
-        "INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
-    ))
-    .bind(e.id.as_str())
-    .bind(chain)
-    .bind(record.seq)
-    .bind(e.time.ms())
-    .bind(e.actor.kind.as_str())
-    .bind(e.actor.id.clone())
-    .bind(e.method.as_str())
-    .bind(e.route.clone())
-    .bind(e.path.as_str())
-    .bind(i64::from(e.status))
-    .bind(int(e.latency_ms))
-    .bind(e.client_ip.clone())
-    .bind(e.user_agent.clone())
-    .bind(e.request_id.clone())
-    .bind(e.request_digest.clone())
-    .bind(int(e.request_bytes))
-    .bind(e.response_digest.clone())
-    .bind(int(e.response_bytes))
-    .bind(record.prev_hash.as_str())
-    .bind(record.hash.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let rows = (0..records.len())
+        .map(|r| {
+            let first = r * INSERT_COLUMNS;
+            let cells: Vec<String> = (first + 1..=first + INSERT_COLUMNS).map(|n| backend.placeholder(n)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES {rows}");
+    let mut query = sqlx::query(&sql);
+    for record in records {
+        let e = &record.event;
+        query = query
+            .bind(e.id.as_str())
+            .bind(chain)
+            .bind(record.seq)
+            .bind(e.time.ms())
+            .bind(e.actor.kind.as_str())
+            .bind(e.actor.id.clone())
+            .bind(e.method.as_str())
+            .bind(e.route.clone())
+            .bind(e.path.as_str())
+            .bind(i64::from(e.status))
+            .bind(int(e.latency_ms))
+            .bind(e.client_ip.clone())
+            .bind(e.user_agent.clone())
+            .bind(e.request_id.clone())
+            .bind(e.request_digest.clone())
+            .bind(int(e.request_bytes))
+            .bind(e.response_digest.clone())
+            .bind(int(e.response_bytes))
+            .bind(record.prev_hash.as_str())
+            .bind(record.hash.as_str())
+            .bind(now);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 

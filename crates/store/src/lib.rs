@@ -32,6 +32,19 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// The `n`th (from 1) bind parameter of a statement written at run time.
+    /// SQLite gets anonymous `?`s: it looks a numbered parameter's name up in a
+    /// list once per parameter, so binding a statement of thousands of `$n`
+    /// costs the square of their number.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".to_owned(),
+        }
+    }
+}
+
 /// Where services keep their data: a directory of SQLite files, or one Postgres database.
 #[derive(Clone, Debug)]
 pub enum DatabaseTarget {
@@ -90,6 +103,9 @@ impl DatabaseTarget {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .min_connections(0)
+            // A broken connection fails its query and the pool replaces it; a
+            // round trip before every checkout would cost every query one more.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {

@@ -135,6 +135,9 @@ impl TenantStores {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(0)
+            // A broken connection fails its query and the pool replaces it; a
+            // round trip before every checkout would cost every query one more.
+            .test_before_acquire(false)
             .idle_timeout(Some(settings.idle_timeout))
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {

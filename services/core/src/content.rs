@@ -42,8 +42,12 @@ impl State {
     /// still valid after a conditional request), else from its site.
     async fn obtain(&self, tenant: &TenantId, url: &str, opts: &Resolved) -> Result<Obtained, ApiError> {
         let url = self.inner.fetcher.check_url(url).map_err(refused)?;
+        allowed(&opts.fetch, &url)?;
         let url = url.to_string();
-        let visibility = Visibility { tenant, shared: self.inner.settings.shared_public_cache, private: false };
+        // The tenant may keep its pages to itself; sharing is never more than
+        // the installation allows.
+        let shared = self.inner.settings.shared_public_cache && opts.fetch.shared_cache.unwrap_or(true);
+        let visibility = Visibility { tenant, shared, private: false };
         let key = Cache::page_key(&url, visibility);
         let max_age = opts.max_age.unwrap_or(self.inner.settings.default_max_age.as_secs());
         let cache = &self.inner.cache;
@@ -79,6 +83,8 @@ impl State {
         };
         metrics().fetch_duration.with_label_values(&[result]).observe(started.elapsed().as_secs_f64());
         let fetched = fetched.map_err(refused)?;
+        // A redirect may lead where the policy does not allow.
+        allowed(&opts.fetch, &fetched.final_url)?;
         if fetched.not_modified {
             if let Some(stale) = stale {
                 counter("revalidated");
@@ -161,6 +167,13 @@ impl State {
     }
 }
 
+/// Refuses a URL whose host the tenant's fetch policy does not allow.
+fn allowed(policy: &anno_api::config::FetchPolicy, url: &url::Url) -> Result<(), ApiError> {
+    policy.allow(url.host_str().unwrap_or_default()).inspect_err(|_| {
+        metrics().blocked.with_label_values(&["policy"]).inc();
+    })
+}
+
 fn age_of(page: &CachedPage) -> u64 {
     u64::try_from((now_ms() - page.fetched_at).max(0) / 1000).unwrap_or(0)
 }
@@ -202,7 +215,8 @@ pub async fn fetch(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(Scope::ContentFetch)?.tenant_id;
     anno_api::server::record_tenant(&tenant);
-    let opts = body.options.unwrap_or_default().resolve("options", &headers)?;
+    let config = state.tenant_config(&caller, &tenant).await?;
+    let opts = body.options.unwrap_or_default().resolve("options", &headers, &config.config)?;
     let started = Instant::now();
     let result = state.process(&tenant, &body.url, &opts, started).await;
     record(&tenant, "fetch", started, result.as_ref().map(|(_, d)| d.as_ref()));
@@ -312,7 +326,8 @@ pub async fn extract(
             format!("The page is larger than {limit} bytes."),
         ));
     }
-    let opts = options.resolve("options", &headers)?;
+    let config = state.tenant_config(&caller, &tenant).await?;
+    let opts = options.resolve("options", &headers, &config.config)?;
     let result = state.document(html, &url, content_type.as_deref(), &opts).await;
     record(&tenant, "extract", started, result.as_ref().map(|(d, _)| d.as_ref()));
     let (doc, checksum) = result?;
@@ -358,7 +373,8 @@ pub async fn batch_fetch(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(Scope::ContentFetch)?.tenant_id;
     anno_api::server::record_tenant(&tenant);
-    let opts = body.options.unwrap_or_default().resolve("options", &headers)?;
+    let config = state.tenant_config(&caller, &tenant).await?;
+    let opts = body.options.unwrap_or_default().resolve("options", &headers, &config.config)?;
     if opts.format != Format::Ndjson {
         return Err(ApiError::invalid_field("options.format", "a batch is an event stream: only `ndjson`"));
     }

@@ -70,6 +70,10 @@ pub struct Deps {
     pub fetcher: Fetcher,
     /// Shared with the gateway when both run in one process.
     pub limits: anno_limits::Limits,
+    /// The config service: each tenant's extraction defaults and fetch policy.
+    pub config: anno_api::config::ConfigClient,
+    /// How often the config service's change counter is read.
+    pub config_check_interval: Duration,
     pub settings: Settings,
 }
 
@@ -88,6 +92,7 @@ struct Inner {
     plans: Arc<TenantPlans>,
     limits: anno_limits::Limits,
     crawler: crawl::Crawler,
+    config: anno_api::config::ConfigCache,
 }
 
 /// Each tenant's plan limits, from the tenant service, kept briefly.
@@ -108,13 +113,26 @@ impl TenantPlans {
     }
 }
 
-impl crawl::PlanLimits for TenantPlans {
+/// What a crawl may do: the plan's limits with the tenant configuration's
+/// overrides, and its fetch policy.
+struct CrawlPlans {
+    plans: Arc<TenantPlans>,
+    config: anno_api::config::ConfigCache,
+}
+
+impl crawl::PlanLimits for CrawlPlans {
     fn plan<'a>(
         &'a self,
         tenant: &'a TenantId,
         token: &'a str,
     ) -> crawl::BoxFuture<'a, Result<crawl::CrawlPlan, ApiError>> {
-        Box::pin(async move { self.limits(tenant, token).await.map(|l| crawl::CrawlPlan::from(&l)) })
+        Box::pin(async move {
+            let limits = self.plans.limits(tenant, token).await?;
+            let config = self.config.get(tenant, token).await.map_err(|e| e.pass_client_errors())?;
+            let mut plan = crawl::CrawlPlan::from(&limits.with_overrides(&config.config.limits));
+            plan.fetch = config.config.fetch.clone();
+            Ok(plan)
+        })
     }
 }
 
@@ -132,17 +150,20 @@ impl State {
             client: deps.tenants,
             cache: moka::future::Cache::builder().time_to_live(Duration::from_secs(30)).build(),
         });
+        let config = anno_api::config::ConfigCache::new(deps.config, &deps.bus, deps.config_check_interval);
+        let crawl_plans = Arc::new(CrawlPlans { plans: plans.clone(), config: config.clone() });
         let crawler = crawl::Crawler::new(crawl::CrawlDeps {
             core_db: deps.db.clone(),
             stores: TenantStores::new(&deps.db, crawl::TENANT_MIGRATIONS),
             fetcher: deps.fetcher.clone(),
             verifier: deps.verifier.clone(),
-            plans: plans.clone(),
+            plans: crawl_plans,
             limits: deps.limits.clone(),
             settings: deps.settings.crawl.clone(),
         });
         State {
             inner: Arc::new(Inner {
+                config,
                 db: deps.db,
                 bus: deps.bus,
                 verifier: deps.verifier,
@@ -171,10 +192,25 @@ impl State {
         self.inner.crawler.shutdown().await;
     }
 
+    /// The caller's tenant's effective configuration: its extraction defaults
+    /// and fetch policy. Without it a request is refused (503) rather than
+    /// served against a policy the tenant did not set.
+    async fn tenant_config(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<Arc<anno_api::config::EffectiveConfig>, ApiError> {
+        self.inner.config.get(tenant, &caller.token).await.map_err(|e| e.pass_client_errors())
+    }
+
     /// Counts one delivered page against the tenant's quotas and records it
     /// for the ledger; refused with 429 when a quota has no unit left.
     async fn charge(&self, caller: &Caller, tenant: &TenantId, source: &str) -> Result<(), ApiError> {
-        let limits = self.inner.plans.limits(tenant, &caller.token).await?;
+        let mut limits = self.inner.plans.limits(tenant, &caller.token).await?;
+        // The configuration's overrides, as the gateway applies them.
+        if let Ok(config) = self.inner.config.get(tenant, &caller.token).await {
+            limits = limits.with_overrides(&config.config.limits);
+        }
         let record = anno_limits::UsageRecord {
             id: anno_tenancy::new_id("use"),
             tenant_id: tenant.clone(),

@@ -1,6 +1,7 @@
 //! The options of the content endpoints, as clients send them (camelCase,
 //! unknown names refused), and what they resolve to.
 
+use anno_api::config::{FetchPolicy, Settings as TenantSettings};
 use anno_errors::{ApiError, FieldError};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
@@ -28,6 +29,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of a name as clients write it (`markdown`).
+    pub fn named(name: &str) -> Option<Format> {
+        match name {
+            "ndjson" => Some(Format::Ndjson),
+            "json" => Some(Format::Json),
+            "markdown" => Some(Format::Markdown),
+            "text" => Some(Format::Text),
+            _ => None,
+        }
+    }
+
     /// The format an `Accept` header asks for, when it names one of ours.
     fn from_accept(headers: &HeaderMap) -> Option<Format> {
         let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
@@ -82,12 +94,16 @@ pub struct Resolved {
     pub links: bool,
     pub images: bool,
     pub parallel: Option<u32>,
+    /// The tenant's fetch policy: which domains, and whether to share the cache.
+    pub fetch: FetchPolicy,
 }
 
 impl ContentOptions {
     /// Checks the options (field paths under `prefix`, e.g. `options`) and fills
-    /// in the defaults; the format comes from the options, else `Accept`.
-    pub fn resolve(self, prefix: &str, headers: &HeaderMap) -> Result<Resolved, ApiError> {
+    /// in the tenant's defaults, then the built-in ones; the format comes from
+    /// the options, else `Accept`, else the tenant's default.
+    pub fn resolve(self, prefix: &str, headers: &HeaderMap, tenant: &TenantSettings) -> Result<Resolved, ApiError> {
+        let defaults = &tenant.extraction;
         if self.render == Some(true) {
             return Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
@@ -125,18 +141,20 @@ impl ContentOptions {
         if !errors.is_empty() {
             return Err(ApiError::invalid_fields(errors));
         }
+        let default_format = defaults.format.as_deref().and_then(Format::named);
         Ok(Resolved {
-            format: self.format.or_else(|| Format::from_accept(headers)).unwrap_or_default(),
+            format: self.format.or_else(|| Format::from_accept(headers)).or(default_format).unwrap_or_default(),
             use_cache: self.use_cache.unwrap_or(true),
-            max_age: self.max_age,
-            max_nodes: self.max_nodes.unwrap_or(DEFAULT_MAX_NODES),
+            max_age: self.max_age.or(tenant.fetch.cache_max_age),
+            max_nodes: self.max_nodes.or(defaults.max_nodes).unwrap_or(DEFAULT_MAX_NODES),
             max_tokens: self.max_tokens,
-            only_main_content: self.only_main_content.unwrap_or(true),
-            include: self.include_selectors.unwrap_or_default(),
-            exclude: self.exclude_selectors.unwrap_or_default(),
+            only_main_content: self.only_main_content.or(defaults.only_main_content).unwrap_or(true),
+            include: self.include_selectors.or_else(|| defaults.include_selectors.clone()).unwrap_or_default(),
+            exclude: self.exclude_selectors.or_else(|| defaults.exclude_selectors.clone()).unwrap_or_default(),
             links: self.include_links.unwrap_or(true),
             images: self.include_images.unwrap_or(true),
             parallel: self.parallel,
+            fetch: tenant.fetch.clone(),
         })
     }
 }
@@ -188,12 +206,40 @@ mod tests {
 
     #[test]
     fn the_format_comes_from_the_options_then_accept() {
-        let none = ContentOptions::default().resolve("options", &HeaderMap::new()).unwrap();
+        let none = ContentOptions::default().resolve("options", &HeaderMap::new(), &TenantSettings::default()).unwrap();
         assert_eq!(none.format, Format::Ndjson);
-        let md = ContentOptions::default().resolve("options", &headers("text/markdown, */*;q=0.1")).unwrap();
+        let md = ContentOptions::default()
+            .resolve("options", &headers("text/markdown, */*;q=0.1"), &TenantSettings::default())
+            .unwrap();
         assert_eq!(md.format, Format::Markdown);
         let explicit = ContentOptions { format: Some(Format::Json), ..Default::default() };
-        assert_eq!(explicit.resolve("options", &headers("text/plain")).unwrap().format, Format::Json);
+        assert_eq!(
+            explicit.resolve("options", &headers("text/plain"), &TenantSettings::default()).unwrap().format,
+            Format::Json
+        );
+    }
+
+    #[test]
+    fn the_tenant_defaults_fill_what_the_request_leaves_out() {
+        let tenant = TenantSettings {
+            extraction: anno_api::config::ExtractionDefaults {
+                only_main_content: Some(false),
+                max_nodes: Some(25),
+                format: Some("markdown".into()),
+                include_selectors: Some(vec!["article".into()]),
+                exclude_selectors: None,
+            },
+            fetch: FetchPolicy { cache_max_age: Some(60), ..Default::default() },
+            ..Default::default()
+        };
+        let filled = ContentOptions::default().resolve("options", &HeaderMap::new(), &tenant).unwrap();
+        assert_eq!((filled.format, filled.max_nodes, filled.only_main_content), (Format::Markdown, 25, false));
+        assert_eq!((filled.include, filled.max_age), (vec!["article".to_owned()], Some(60)));
+        let accept = ContentOptions::default().resolve("options", &headers("text/plain"), &tenant).unwrap();
+        assert_eq!(accept.format, Format::Text, "Accept beats the tenant's default");
+        let own = ContentOptions { max_nodes: Some(5), only_main_content: Some(true), ..Default::default() };
+        let own = own.resolve("options", &HeaderMap::new(), &tenant).unwrap();
+        assert_eq!((own.max_nodes, own.only_main_content), (5, true), "the request's own options win");
     }
 
     #[test]
@@ -203,7 +249,7 @@ mod tests {
             include_selectors: Some(vec!["article".into(), "div[".into()]),
             ..Default::default()
         };
-        let error = options.resolve("options", &HeaderMap::new()).unwrap_err();
+        let error = options.resolve("options", &HeaderMap::new(), &TenantSettings::default()).unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
         let paths: Vec<_> = error.errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["options.maxNodes", "options.includeSelectors[1]"]);
@@ -211,7 +257,11 @@ mod tests {
 
     #[test]
     fn render_is_not_available_yet() {
-        let error = ContentOptions { render: Some(true), ..Default::default() }.resolve("options", &HeaderMap::new());
+        let error = ContentOptions { render: Some(true), ..Default::default() }.resolve(
+            "options",
+            &HeaderMap::new(),
+            &TenantSettings::default(),
+        );
         let error = error.unwrap_err();
         assert_eq!((error.status, error.code.as_ref()), (StatusCode::NOT_IMPLEMENTED, "rendering_unavailable"));
     }

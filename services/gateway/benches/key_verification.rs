@@ -57,6 +57,7 @@ fn main() {
             request_timeout: Duration::from_secs(120),
             max_body_bytes: 16 * 1024 * 1024,
             trusted_proxies: anno_audit::TrustedProxies::default(),
+            config_check_interval: Duration::from_millis(500),
         };
         let authenticator = anno_gateway::Authenticator::new(sqlite.client.clone(), tenant, &sqlite.bus, &settings);
         authenticator.verify(&sqlite.key).await.expect("the first, uncached verification");

@@ -15,6 +15,7 @@ pub use authn::{Authenticated, Authenticator};
 pub use routes::router;
 
 use anno_api::auth::AuthClient;
+use anno_api::config::{ConfigCache, ConfigClient};
 use anno_api::tenant::TenantClient;
 use anno_api::transport::Transport;
 use anno_bus::Bus;
@@ -36,6 +37,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Proxies whose `X-Forwarded-For` names the client in audit events.
     pub trusted_proxies: anno_audit::TrustedProxies,
+    /// How often the config service's change counter is read, to catch a
+    /// change notice the bus lost.
+    pub config_check_interval: Duration,
 }
 
 /// Where each service is reached.
@@ -54,6 +58,9 @@ pub struct GatewayState {
     bus: Bus,
     limits: anno_limits::Limits,
     idempotency: idempotency::Idempotency,
+    /// Tenants' effective configuration (their limit overrides), kept current
+    /// by the config service's notices.
+    config: ConfigCache,
     settings: Settings,
 }
 
@@ -65,7 +72,9 @@ impl GatewayState {
         let tenant = TenantClient(anno_api::client::ServiceClient::new("tenant", upstreams.tenant.clone()));
         let authn = Authenticator::new(auth, tenant, &bus, &settings);
         let idempotency = idempotency::Idempotency::new(&bus);
-        GatewayState { authn, upstreams, bus, limits, idempotency, settings }
+        let config = ConfigClient(anno_api::client::ServiceClient::new("config", upstreams.config.clone()));
+        let config = ConfigCache::new(config, &bus, settings.config_check_interval);
+        GatewayState { authn, upstreams, bus, limits, idempotency, config, settings }
     }
 
     pub fn authenticator(&self) -> &Authenticator {

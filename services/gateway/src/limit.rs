@@ -20,11 +20,12 @@ pub static UNITS: HeaderName = HeaderName::from_static("x-anno-units");
 pub async fn admit(
     limits: &Limits,
     caller: &Authenticated,
+    tenant_limits: &anno_tenancy::Limits,
     metered: bool,
     slot_ttl: Duration,
 ) -> Result<Option<Verdict>, Response> {
     let Some(tenant) = &caller.tenant else { return Ok(None) };
-    let policy = Policy::from(&tenant.limits);
+    let policy = Policy::from(tenant_limits);
     let slot = metered.then(|| anno_tenancy::new_id("slot"));
     let admission = Admission {
         tenant: &tenant.id,

@@ -98,6 +98,16 @@ fn table() -> Vec<Row> {
         ("/v1/config", get, Some(U::Config), Scoped(S::ConfigRead), None),
         ("/v1/config", patch, Some(U::Config), Scoped(S::ConfigWrite), None),
         ("/v1/flags", get, Some(U::Config), Scoped(S::ConfigRead), None),
+        ("/ofrep/v1/evaluate/flags", post, Some(U::Config), Scoped(S::ConfigRead), None),
+        ("/ofrep/v1/evaluate/flags/{key}", post, Some(U::Config), Scoped(S::ConfigRead), None),
+        ("/v1/admin/config", get.or(put), Some(U::Config), Admin, None),
+        ("/v1/admin/config/history", get, Some(U::Config), Admin, None),
+        ("/v1/admin/config/plans/{plan}", get.or(put), Some(U::Config), Admin, None),
+        ("/v1/admin/tenants/{id}/config", get.or(put), Some(U::Config), Admin, None),
+        ("/v1/admin/tenants/{id}/config/history", get, Some(U::Config), Admin, None),
+        ("/v1/admin/tenants/{id}/config/rollback", post, Some(U::Config), Admin, None),
+        ("/v1/admin/flags", get, Some(U::Config), Admin, None),
+        ("/v1/admin/flags/{key}", get.or(put).or(delete), Some(U::Config), Admin, None),
         ("/v1/audit", get, Some(U::Tenant), Scoped(S::AuditRead), None),
         ("/v1/audit/export", get, Some(U::Tenant), Scoped(S::AuditRead), None),
         ("/v1/audit/export", put.or(delete), Some(U::Tenant), Scoped(S::KeysWrite), None),
@@ -189,12 +199,10 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         && request.method() == http::Method::POST
         && (request.uri().path().starts_with("/v1/content/") || request.uri().path() == "/v1/crawl");
     let verdict = match &caller {
-        Some(caller) => {
-            match limit::admit(&state.limits, caller, metered, state.settings.request_timeout + SLOT_MARGIN).await {
-                Ok(verdict) => verdict,
-                Err(refused) => return with_caller(refused, caller.clone()),
-            }
-        }
+        Some(caller) => match admit(&state, caller, metered, state.settings.request_timeout + SLOT_MARGIN).await {
+            Ok(verdict) => verdict,
+            Err(refused) => return with_caller(refused, caller.clone()),
+        },
         None => None,
     };
     // Which tenant this is for, so a pool with tenant affinity keeps it on one core.
@@ -231,6 +239,26 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         }
     }
     response
+}
+
+/// The limits a tenant's calls are held to: its plan's (with the overrides on
+/// its record), then those of its effective configuration. Should the config
+/// service be out of reach with nothing in memory, the plan's limits hold.
+async fn admit(
+    state: &GatewayState,
+    caller: &Authenticated,
+    metered: bool,
+    slot_ttl: std::time::Duration,
+) -> Result<Option<anno_limits::Verdict>, Response> {
+    let Some(tenant) = &caller.tenant else { return Ok(None) };
+    let tenant_limits = match state.config.get(&tenant.id, &caller.verified.token).await {
+        Ok(config) => tenant.limits.with_overrides(&config.config.limits),
+        Err(e) => {
+            tracing::warn!(error = %e, tenant.id = %tenant.id, "the tenant's configuration is unavailable; its plan limits apply");
+            tenant.limits.clone()
+        }
+    };
+    limit::admit(&state.limits, caller, &tenant_limits, metered, slot_ttl).await
 }
 
 /// Finishes a response to a tenant's call: what it cost, the rate limit
@@ -319,7 +347,7 @@ async fn me(State(state): State<GatewayState>, request: Request) -> Response {
             Ok(a) => a,
             Err(e) => return e.into_response(),
         };
-    let verdict = match limit::admit(&state.limits, &a, false, state.settings.request_timeout).await {
+    let verdict = match admit(&state, &a, false, state.settings.request_timeout).await {
         Ok(verdict) => verdict,
         Err(refused) => return with_caller(refused, a),
     };

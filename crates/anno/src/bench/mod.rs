@@ -3,6 +3,7 @@
 
 pub mod dataset;
 pub mod fetch;
+pub mod propagation;
 pub mod score;
 
 pub use dataset::Page;

@@ -202,6 +202,11 @@ impl Platform {
         &self.gateways[0]
     }
 
+    /// Gateway replica `index`.
+    pub fn gateway(&self, index: usize) -> &str {
+        &self.gateways[index]
+    }
+
     /// The configuration the platform runs with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -4,6 +4,7 @@
 
 mod audit;
 mod cli;
+mod config;
 mod content;
 mod crawl;
 mod distributed;

@@ -60,6 +60,7 @@ pub async fn create(
     let tenant = tenant(&caller)?;
     let mut request = request.validate()?;
     let plan = crawler.inner.plans.plan(&tenant, &caller.token).await?;
+    plan.fetch.allow(request.start.host_str().unwrap_or_default())?;
     request.options.max_pages = request.options.max_pages.min(plan.pages_per_crawl.max(1));
     let by = Starter { key: caller.claims.sub.clone(), quota: plan.quota };
     let created = start(&crawler, &tenant, request, by).await?;

@@ -9,11 +9,13 @@ use anno_tenancy::TenantId;
 use serde::{Deserialize, Serialize};
 
 /// The tenant's plan as it bears on one crawl.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CrawlPlan {
     /// The cap on `maxPages`.
     pub pages_per_crawl: u32,
     pub quota: JobQuota,
+    /// The tenant's fetch policy: a crawl may not start on a domain it refuses.
+    pub fetch: anno_api::config::FetchPolicy,
 }
 
 /// The quotas each captured page is charged against, and the concurrency slots
@@ -38,7 +40,7 @@ impl From<&anno_tenancy::Limits> for JobQuota {
 
 impl From<&anno_tenancy::Limits> for CrawlPlan {
     fn from(l: &anno_tenancy::Limits) -> Self {
-        CrawlPlan { pages_per_crawl: l.pages_per_crawl, quota: JobQuota::from(l) }
+        CrawlPlan { pages_per_crawl: l.pages_per_crawl, quota: JobQuota::from(l), fetch: Default::default() }
     }
 }
 
@@ -64,19 +66,19 @@ pub trait PlanLimits: Send + Sync {
 }
 
 /// The same plan for every tenant (tests, and installations without plans).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct FixedPlanLimits(pub CrawlPlan);
 
 impl FixedPlanLimits {
     /// A cap on pages per crawl, with no quota or concurrency limit.
     pub fn pages(cap: u32) -> Self {
-        FixedPlanLimits(CrawlPlan { pages_per_crawl: cap, quota: JobQuota::default() })
+        FixedPlanLimits(CrawlPlan { pages_per_crawl: cap, ..CrawlPlan::default() })
     }
 }
 
 impl PlanLimits for FixedPlanLimits {
     fn plan<'a>(&'a self, _: &'a TenantId, _: &'a str) -> BoxFuture<'a, Result<CrawlPlan, ApiError>> {
-        Box::pin(std::future::ready(Ok(self.0)))
+        Box::pin(std::future::ready(Ok(self.0.clone())))
     }
 }
 

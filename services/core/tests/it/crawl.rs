@@ -69,7 +69,7 @@ async fn start_of_a_minute() {
 }
 
 fn plan(quota: JobQuota) -> CrawlPlan {
-    CrawlPlan { pages_per_crawl: 500, quota }
+    CrawlPlan { pages_per_crawl: 500, quota, ..CrawlPlan::default() }
 }
 
 /// Every discovered URL ends with one disposition, and the counts agree.

@@ -168,7 +168,7 @@ impl Ctx {
             })
         });
         let consumer = bus.consume(USAGE_STREAM, "ledger", "test", handler);
-        let crawler = new_crawler(&env.core, &site, &keys, plan, &limits);
+        let crawler = new_crawler(&env.core, &site, &keys, plan.clone(), &limits);
         let app = crawl::router(crawler.clone());
         Some(Ctx { env, keys, site, crawler, app, plan, limits, usage, consumer })
     }
@@ -176,13 +176,13 @@ impl Ctx {
     /// Stops the crawler, as a process exit would, and starts another on the
     /// same databases and limits (without resuming anything yet).
     pub async fn restart(&mut self) {
-        self.restart_with(self.plan).await;
+        self.restart_with(self.plan.clone()).await;
     }
 
     /// As [`Ctx::restart`], with the tenants on another plan from then on.
     pub async fn restart_with(&mut self, plan: CrawlPlan) {
         self.crawler.shutdown().await;
-        self.plan = plan;
+        self.plan = plan.clone();
         self.crawler = new_crawler(&self.env.core, &self.site, &self.keys, plan, &self.limits);
         self.app = crawl::router(self.crawler.clone());
     }

@@ -68,6 +68,19 @@ enum Command {
     },
     /// Print the documented default configuration.
     Config,
+    /// Set a HorizontalPodAutoscaler's minReplicas through the Kubernetes API
+    /// (in a pod: its ServiceAccount). The chart's off-peak CronJobs run it.
+    Scale {
+        /// The autoscaler's name.
+        #[arg(long, value_name = "NAME")]
+        hpa: String,
+        /// The new floor.
+        #[arg(long, value_name = "N")]
+        min_replicas: i32,
+        /// Its namespace [default: the pod's own, or the kubeconfig's]
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+    },
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -131,6 +144,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Fetch(args)) => {
             print!("{}", crate::bench::fetch::run_fetch_bench(&args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scale { hpa, min_replicas, namespace } => {
+            let client =
+                anyhow::Context::context(kube::Client::try_default().await, "connecting to the Kubernetes API")?;
+            let namespace = crate::scale::namespace(&client, namespace);
+            let scaled = crate::scale::set_min_replicas(client, &namespace, &hpa, min_replicas).await?;
+            println!(
+                "{namespace}/{hpa}: minReplicas {} -> {} (maxReplicas {})",
+                scaled.before, scaled.after, scaled.max
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Propagation(args)) => {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod platform;
+pub mod scale;
 
 pub use config::{Config, Overrides};
 pub use platform::{ServiceName, run};

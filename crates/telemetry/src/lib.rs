@@ -57,6 +57,25 @@ struct HttpMetrics {
 }
 
 /// The process-wide registry every metric of the platform is registered in.
+/// Tenants that get a label of their own; the rest share `other`, so a
+/// metric's series stay bounded however many tenants there are.
+const MAX_TENANT_LABELS: usize = 1000;
+
+/// The label of a tenant in per-tenant metrics: its id while fewer than
+/// `MAX_TENANT_LABELS` tenants are known to this process, `other` after.
+pub fn tenant_label(tenant: &str) -> String {
+    static KNOWN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let Ok(mut known) = KNOWN.get_or_init(Default::default).lock() else { return "other".into() };
+    if known.contains(tenant) {
+        return tenant.to_owned();
+    }
+    if known.len() < MAX_TENANT_LABELS {
+        known.insert(tenant.to_owned());
+        return tenant.to_owned();
+    }
+    "other".into()
+}
+
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::new)

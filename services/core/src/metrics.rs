@@ -1,11 +1,8 @@
 //! Core's metrics. Labels are bounded: reasons and outcomes are fixed sets,
-//! and tenants past the first `MAX_TENANT_LABELS` share the label `other`.
+//! and tenants past the first thousand share the label `other`.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts};
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
-
-const MAX_TENANT_LABELS: usize = 1000;
+use std::sync::OnceLock;
 
 pub struct Metrics {
     pub token_reduction: Histogram,
@@ -15,7 +12,6 @@ pub struct Metrics {
     pub extract_duration: Histogram,
     pub cache: IntCounterVec,
     pub blocked: IntCounterVec,
-    tenants: Mutex<HashSet<String>>,
 }
 
 const LATENCY: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -79,23 +75,13 @@ pub fn metrics() -> &'static Metrics {
                 "Fetches refused before connecting, by reason",
                 &["reason"],
             ),
-            tenants: Mutex::new(HashSet::new()),
         }
     })
 }
 
 impl Metrics {
-    /// The tenant's label: its id while fewer than `MAX_TENANT_LABELS` are
-    /// known, `other` after.
+    /// The tenant's label (see [`anno_telemetry::tenant_label`]).
     pub fn tenant_label(&self, tenant: &str) -> String {
-        let Ok(mut known) = self.tenants.lock() else { return "other".into() };
-        if known.contains(tenant) {
-            return tenant.to_owned();
-        }
-        if known.len() < MAX_TENANT_LABELS {
-            known.insert(tenant.to_owned());
-            return tenant.to_owned();
-        }
-        "other".into()
+        anno_telemetry::tenant_label(tenant)
     }
 }

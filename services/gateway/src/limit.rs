@@ -15,6 +15,24 @@ pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-pol
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub static UNITS: HeaderName = HeaderName::from_static("x-anno-units");
 
+/// `anno_rate_limited_total{tenant_id, limit}`: requests refused by a limit.
+fn refusals() -> &'static prometheus::IntCounterVec {
+    static METRIC: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    METRIC.get_or_init(|| {
+        let metric = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "anno_rate_limited_total",
+                "Requests refused by a tenant's limits, by tenant and limit",
+            ),
+            &["tenant_id", "limit"],
+        )
+        .expect("valid metric");
+        // Registration fails only on a duplicate name, which the once-cell rules out.
+        let _ = anno_telemetry::registry().register(Box::new(metric.clone()));
+        metric
+    })
+}
+
 /// Admits a tenant's request; `metered` routes deliver pages, so quotas and
 /// concurrency apply to them too.
 pub async fn admit(
@@ -38,6 +56,7 @@ pub async fn admit(
     let verdict = limits.admit(&admission).await;
     let Some(refusal) = verdict.refused else { return Ok(Some(verdict)) };
     let limit = refusal.limit;
+    refusals().with_label_values(&[&anno_telemetry::tenant_label(tenant.id.as_str()), limit.name()]).inc();
     let detail = match limit {
         anno_limits::Limit::TenantRate => "The tenant's request rate limit is reached.".to_owned(),
         anno_limits::Limit::KeyRate => "This key's request rate limit is reached.".to_owned(),

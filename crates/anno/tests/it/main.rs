@@ -12,6 +12,7 @@ mod flows;
 mod harness;
 mod idempotency;
 mod limits;
+mod scale;
 mod site;
 
 /// Runs each named scenario (`async fn(&Platform)`) once per shape.

@@ -356,5 +356,30 @@ async fn distributed_changes_reach_other_replicas_within_a_second() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // Core, a process of its own, also had the notices after the reconnection.
+    let fetch = |base: String| {
+        let key = key.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/v1/content/fetch"))
+                .bearer_auth(&key)
+                .json(&json!({ "url": site().url("/article"), "options": { "format": "json" } }))
+                .send()
+                .await
+                .expect("an answer")
+                .status()
+        }
+    };
+    assert_eq!(fetch(second.clone()).await, StatusCode::OK);
+    let changed = Instant::now();
+    let block = json!({"fetch": {"blockedDomains": [crate::site::HOST]}});
+    assert_eq!(send(&p, Method::PATCH, "/v1/config", &key, Some(block)).await.status, StatusCode::OK);
+    loop {
+        if fetch(second.clone()).await == StatusCode::FORBIDDEN {
+            break;
+        }
+        assert!(changed.elapsed() < Duration::from_secs(1), "core did not apply the block within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     p.finish().await;
 }

@@ -205,6 +205,14 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(300), rx_other.recv()).await.is_err());
     }
 
+    /// Managed Redis (ElastiCache with in-transit encryption) is `rediss://`:
+    /// the client must be built with TLS, or such a URL is refused outright.
+    #[test]
+    fn tls_urls_are_understood() {
+        let client = redis::Client::open("rediss://:token@redis.example:6379");
+        assert!(client.is_ok(), "{:?}", client.err());
+    }
+
     #[tokio::test]
     async fn an_unreachable_redis_is_an_error_not_a_hang() {
         let started = std::time::Instant::now();

@@ -80,6 +80,25 @@ async fn the_contract_holds_on_postgres() {
     database.drop().await;
 }
 
+/// Managed Postgres (RDS) refuses plaintext: the pool speaks TLS when the URL
+/// asks for it. The test server is Debian's, whose SSL is on.
+#[tokio::test]
+async fn postgres_is_reached_over_tls_when_the_url_requires_it() {
+    if !postgres_available().await {
+        return;
+    }
+    let database = TestDatabase::create().await.expect("create a test database");
+    let url = format!("{}?sslmode=require", database.url());
+    let db = DatabaseTarget::Postgres { url }.open("tls_check", 1).await.expect("a TLS connection");
+    let (ssl,): (String,) =
+        sqlx::query_as("SELECT CASE WHEN ssl THEN 'on' ELSE 'off' END FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(db.pool())
+            .await
+            .expect("the connection's TLS state");
+    assert_eq!(ssl, "on");
+    database.drop().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable_not_a_crash() {
     let target = DatabaseTarget::Postgres { url: "postgres://nobody@127.0.0.1:1/none".into() };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -80,9 +80,7 @@ impl FetchPolicy {
         }
         Ok(())
     }
-}
 
-impl FetchPolicy {
     /// [`FetchPolicy::check`] as the answer a client gets: `403 domain_not_allowed`.
     pub fn allow(&self, host: &str) -> Result<(), anno_errors::ApiError> {
         self.check(host).map_err(|why| {
@@ -166,10 +164,8 @@ pub struct ConfigCache {
 struct CacheInner {
     client: ConfigClient,
     entries: Cache<TenantId, Arc<EffectiveConfig>>,
-    /// The last change this replica knows of.
-    seen: AtomicI64,
-    /// The same, for whoever waits for a change to arrive.
-    seen_watch: tokio::sync::watch::Sender<i64>,
+    /// The last change this replica knows of, for whoever waits for one to arrive.
+    seen: tokio::sync::watch::Sender<i64>,
     /// Bumped by every invalidation: a fetch that started before one must not
     /// store what it got.
     generation: AtomicU64,
@@ -183,8 +179,7 @@ impl ConfigCache {
                 client,
                 // A ceiling in case everything else failed.
                 entries: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(300)).build(),
-                seen: AtomicI64::new(0),
-                seen_watch: tokio::sync::watch::Sender::new(0),
+                seen: tokio::sync::watch::Sender::new(0),
                 generation: AtomicU64::new(0),
             }),
         };
@@ -206,27 +201,26 @@ impl ConfigCache {
         Ok(fetched)
     }
 
-    /// The last change this replica has heard of.
-    pub fn seen(&self) -> i64 {
-        self.inner.seen.load(Ordering::Acquire)
-    }
-
-    /// Follows [`ConfigCache::seen`]: the moment a change reaches this replica.
+    /// The number of the last change this replica knows of, as it grows: the
+    /// moment a change reaches this replica.
     pub fn watch_seen(&self) -> tokio::sync::watch::Receiver<i64> {
-        self.inner.seen_watch.subscribe()
+        self.inner.seen.subscribe()
     }
 }
 
 impl CacheInner {
-    /// Records that changes up to `seq` are known here; returns what was known before.
-    fn saw(&self, seq: i64) -> i64 {
-        let before = self.seen.fetch_max(seq, Ordering::AcqRel);
-        self.seen_watch.send_if_modified(|seen| {
+    /// The number of the last change known here.
+    fn seen(&self) -> i64 {
+        *self.seen.borrow()
+    }
+
+    /// Records that changes up to `seq` are known here.
+    fn saw(&self, seq: i64) {
+        self.seen.send_if_modified(|seen| {
             let grew = seq > *seen;
             *seen = (*seen).max(seq);
             grew
         });
-        before
     }
 
     fn forget(&self, tenant: Option<&TenantId>) {
@@ -241,7 +235,7 @@ impl CacheInner {
     /// platform-wide change, or when notices were missed).
     fn notice(&self, change: &ConfigChange) {
         // Dropped first, announced after: whoever sees the number finds the copy gone.
-        let before = self.seen.load(Ordering::Acquire);
+        let before = self.seen();
         let missed = before != 0 && change.seq > before + 1;
         let tenant = change.scope.strip_prefix("tenant:").and_then(|id| id.parse::<TenantId>().ok());
         match tenant {
@@ -278,7 +272,7 @@ async fn check_sequence(cache: std::sync::Weak<CacheInner>, every: Duration) {
         let Some(cache) = cache.upgrade() else { return };
         match cache.client.sequence().await {
             Ok(Sequence { seq }) => {
-                let before = cache.seen.load(Ordering::Acquire);
+                let before = cache.seen();
                 if seq > before {
                     if before != 0 {
                         tracing::info!(seq, before, "config changes were missed; dropping every copy");

@@ -143,7 +143,7 @@ impl AuditStore {
             }
             let records = chain::extend(name, (seq, &hash), fresh);
             for rows in records.chunks(INSERT_ROWS) {
-                insert(&mut tx, self.db.backend(), name, rows, now).await?;
+                insert(&mut tx, backend, name, rows, now).await?;
             }
             if let Some(last) = records.last() {
                 sqlx::query("UPDATE audit_chains SET seq = $1, hash = $2, updated_at = $3 WHERE chain = $4")

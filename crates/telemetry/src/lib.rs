@@ -76,6 +76,15 @@ pub fn tenant_label(tenant: &str) -> String {
     "other".into()
 }
 
+/// A counter registered with [`registry`]; call it once per name (from a
+/// once-cell), as registering a name twice is refused.
+pub fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric definition");
+    // Registration fails only on a duplicate name, which the caller's once-cell rules out.
+    let _ = registry().register(Box::new(metric.clone()));
+    metric
+}
+
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::new)

@@ -35,17 +35,11 @@ type S = AxumState<State>;
 fn exposures() -> &'static IntCounterVec {
     static METRIC: OnceLock<IntCounterVec> = OnceLock::new();
     METRIC.get_or_init(|| {
-        let metric = IntCounterVec::new(
-            prometheus::Opts::new(
-                "anno_flag_evaluations_total",
-                "Flag evaluations returned to callers, by flag and variant (experiment exposures).",
-            ),
+        anno_telemetry::counter_vec(
+            "anno_flag_evaluations_total",
+            "Flag evaluations returned to callers, by flag and variant (experiment exposures).",
             &["flag", "variant"],
         )
-        .expect("valid metric");
-        // Registration fails only on a duplicate name, which the once-cell rules out.
-        let _ = anno_telemetry::registry().register(Box::new(metric.clone()));
-        metric
     })
 }
 

@@ -101,10 +101,6 @@ fn replacement(document: &Value) -> ApiResult<Value> {
     Ok(document)
 }
 
-fn admin(caller: &Caller) -> ApiResult<()> {
-    caller.require_admin()
-}
-
 /// `GET /v1/config`: the caller's effective configuration.
 pub async fn own(state: S, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let ctx = caller.tenant(Scope::ConfigRead)?;
@@ -161,13 +157,13 @@ async fn layer_or_empty(state: &State, scope: &str) -> ApiResult<Layer> {
 
 /// `GET /v1/admin/config`: the platform base layer.
 pub async fn get_platform(state: S, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
-    admin(&caller)?;
+    caller.require_admin()?;
     Ok(etagged(&headers, &layer_or_empty(&state, PLATFORM).await?))
 }
 
 /// `PUT /v1/admin/config`: replaces the platform base layer.
 pub async fn put_platform(state: S, caller: Caller, ApiJson(document): ApiJson<Value>) -> ApiResult<Json<Layer>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     let document = replacement(&document)?;
     Ok(Json(state.write_layer(&caller, PLATFORM, "put", None, |_| Ok(document)).await?))
 }
@@ -183,7 +179,7 @@ pub async fn get_plan(
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    admin(&caller)?;
+    caller.require_admin()?;
     Ok(etagged(&headers, &layer_or_empty(&state, &store::plan_scope(plan(&name)?)).await?))
 }
 
@@ -194,7 +190,7 @@ pub async fn put_plan(
     ApiPath(name): ApiPath<String>,
     ApiJson(document): ApiJson<Value>,
 ) -> ApiResult<Json<Layer>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     let scope = store::plan_scope(plan(&name)?);
     let document = replacement(&document)?;
     Ok(Json(state.write_layer(&caller, &scope, "put", None, |_| Ok(document)).await?))
@@ -215,7 +211,7 @@ pub async fn get_tenant(
     ApiPath(id): ApiPath<TenantId>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    admin(&caller)?;
+    caller.require_admin()?;
     let tenant = state.tenant(&caller, &id).await?;
     let layer = layer_or_empty(&state, &store::tenant_scope(&id)).await?;
     Ok(etagged(&headers, &TenantConfig { layer, effective: state.effective(&tenant).await? }))
@@ -229,7 +225,7 @@ pub async fn put_tenant(
     ApiPath(id): ApiPath<TenantId>,
     ApiJson(document): ApiJson<Value>,
 ) -> ApiResult<Json<TenantConfig>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     let tenant = state.tenant(&caller, &id).await?;
     let document = replacement(&document)?;
     let scope = store::tenant_scope(&id);
@@ -254,7 +250,7 @@ pub async fn tenant_history(
     ApiPath(id): ApiPath<TenantId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<HistoryEntry>>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     history_page(&state, &store::tenant_scope(&id), query).await
 }
 
@@ -264,7 +260,7 @@ pub async fn platform_history(
     caller: Caller,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<HistoryEntry>>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     history_page(&state, PLATFORM, query).await
 }
 
@@ -282,7 +278,7 @@ pub async fn rollback_tenant(
     ApiPath(id): ApiPath<TenantId>,
     ApiJson(rollback): ApiJson<Rollback>,
 ) -> ApiResult<Json<TenantConfig>> {
-    admin(&caller)?;
+    caller.require_admin()?;
     let tenant = state.tenant(&caller, &id).await?;
     let scope = store::tenant_scope(&id);
     let document = state.inner.store.version(&scope, rollback.version).await?.ok_or_else(|| {

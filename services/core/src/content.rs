@@ -189,7 +189,7 @@ fn refused(error: FetchError) -> ApiError {
 /// Counts a content request for its tenant.
 fn record(tenant: &TenantId, endpoint: &str, started: Instant, result: Result<&Document, &ApiError>) {
     let m = metrics();
-    let label = m.tenant_label(tenant.as_str());
+    let label = anno_telemetry::tenant_label(tenant.as_str());
     let outcome = match result {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.code.to_string(),

@@ -78,10 +78,3 @@ pub fn metrics() -> &'static Metrics {
         }
     })
 }
-
-impl Metrics {
-    /// The tenant's label (see [`anno_telemetry::tenant_label`]).
-    pub fn tenant_label(&self, tenant: &str) -> String {
-        anno_telemetry::tenant_label(tenant)
-    }
-}

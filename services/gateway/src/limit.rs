@@ -19,17 +19,11 @@ pub static UNITS: HeaderName = HeaderName::from_static("x-anno-units");
 fn refusals() -> &'static prometheus::IntCounterVec {
     static METRIC: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
     METRIC.get_or_init(|| {
-        let metric = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(
-                "anno_rate_limited_total",
-                "Requests refused by a tenant's limits, by tenant and limit",
-            ),
+        anno_telemetry::counter_vec(
+            "anno_rate_limited_total",
+            "Requests refused by a tenant's limits, by tenant and limit",
             &["tenant_id", "limit"],
         )
-        .expect("valid metric");
-        // Registration fails only on a duplicate name, which the once-cell rules out.
-        let _ = anno_telemetry::registry().register(Box::new(metric.clone()));
-        metric
     })
 }
 

@@ -219,6 +219,15 @@ async fn three_gateways_sharing_redis_admit_the_tenants_rate_within_one_percent(
         anno_client::anno_api::tenant::UpdateTenantRequest { limits: Some(Some(limits)), ..Default::default() };
     p.admin().update_tenant(&created.tenant.id, &update).await.unwrap();
     let key = created.api_key.secret;
+    // Each replica first learns the key, the tenant and its configuration, so
+    // that no lane stalls on a cold cache while the window runs; then the
+    // bucket refills to its burst.
+    let http = reqwest::Client::new();
+    for gateway in &p.gateways {
+        let warm = http.get(format!("{gateway}/v1/me")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(warm.status(), StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let run_for = Duration::from_secs(10);
     let started = Instant::now();
     let mut lanes = tokio::task::JoinSet::new();

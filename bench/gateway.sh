@@ -275,6 +275,7 @@ start_distributed() {
         ANNO_REDIS_URL="$REDIS_URL"
         ANNO_BUS_NAMESPACE="$NAMESPACE"
         ANNO_KEY_PEPPER="$PEPPER"
+        ANNO_SERVICE_SECRET="$PEPPER-service"
     )
     local service
     # Auth first: the others fetch its keys; the gateway last: it checks them all.

@@ -393,6 +393,16 @@ def check_embedded(c: Checks, where: str, docs: list[dict]) -> None:
     check_probes(c, where, d)
 
 
+# The secret values each service is given (as ANNO_<KEY>_FILE), and no more.
+SECRETS_OF = {
+    "gateway": {"REDIS_URL"},
+    "auth": {"DATABASE_URL", "REDIS_URL", "KEY_PEPPER", "SERVICE_SECRET", "ADMIN_KEY"},
+    "tenant": {"DATABASE_URL", "REDIS_URL", "SERVICE_SECRET"},
+    "config": {"DATABASE_URL", "REDIS_URL"},
+    "core": {"DATABASE_URL", "REDIS_URL"},
+}
+
+
 def check_distributed(c: Checks, where: str, docs: list[dict], values: dict) -> None:
     deployments = {component_of(d): d for d in by_kind(docs, "Deployment")}
     services = {component_of(s): s for s in by_kind(docs, "Service")}
@@ -408,6 +418,8 @@ def check_distributed(c: Checks, where: str, docs: list[dict], values: dict) -> 
         env = env_of(ct)
         c.check(ct.get("args") == ["serve", "--service", name], where, f"{name} args", ["serve", "--service", name], ct.get("args"))
         c.check(env.get("ANNO_MIGRATE_ON_START") == "false", where, f"{name} ANNO_MIGRATE_ON_START", "false", env.get("ANNO_MIGRATE_ON_START"))
+        secrets = {k[len("ANNO_"):-len("_FILE")] for k in env if k.startswith("ANNO_") and k.endswith("_FILE")}
+        c.check(secrets == SECRETS_OF.get(name), where, f"{name} secrets", sorted(SECRETS_OF.get(name, ())), sorted(secrets))
         constraints = d["spec"]["template"]["spec"].get("topologySpreadConstraints") or []
         keys = {t.get("topologyKey") for t in constraints}
         c.check({"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= keys, where, f"{name} topologySpreadConstraints",
@@ -550,6 +562,9 @@ MUTATIONS = [
     ("the off-peak Job runs as root", "templates/offpeak.yaml",
      '{{- include "anno.containerSecurityContext" $ | nindent 16 }}',
      '{{- include "anno.containerSecurityContext" $ | replace "runAsNonRoot: true" "runAsNonRoot: false" | replace "runAsUser: 10001" "runAsUser: 0" | nindent 16 }}'),
+    ("the tenant service without the service secret", "templates/_helpers.tpl",
+     '"tenant" }}databaseUrl redisUrl serviceSecret', '"tenant" }}databaseUrl redisUrl'),
+    ("the gateway given the key pepper", "templates/_helpers.tpl", 'eq .component "gateway" }}redisUrl', 'eq .component "gateway" }}redisUrl keyPepper'),
     ("the Ingress routes every path", "values.yaml", "    - path: /v1\n      pathType: Prefix", "    - path: /\n      pathType: Prefix"),
     ("gateway policy ignores the ingress namespace value", "templates/networkpolicy.yaml",
      "- namespaceSelector:\n        {{- toYaml .root.Values.networkPolicy.ingressNamespaceSelector | nindent 8 }}",

@@ -21,7 +21,7 @@ Getting started:
   curl -s localhost:5213/v1/me -H \"Authorization: Bearer $TENANT_KEY\"
 
 Distributed (one service per process, Postgres and Redis):
-  ANNO_DATABASE_URL=postgres://… ANNO_REDIS_URL=redis://… ANNO_KEY_PEPPER=… \\
+  ANNO_DATABASE_URL=postgres://… ANNO_REDIS_URL=redis://… ANNO_KEY_PEPPER=… ANNO_SERVICE_SECRET=… \\
       anno serve --service auth
 
 Configuration: defaults, then --config <file>, then ANNO_* variables (ANNO_X__Y for

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
 
-const SECRETS: [&str; 4] = ["admin_key", "key_pepper", "database_url", "redis_url"];
+const SECRETS: [&str; 5] = ["admin_key", "key_pepper", "service_secret", "database_url", "redis_url"];
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +25,7 @@ pub struct Config {
     pub bus_namespace: String,
     pub admin_key: Option<Secret>,
     pub key_pepper: Option<Secret>,
+    pub service_secret: Option<Secret>,
     pub log_format: LogFormat,
     pub services: Services,
     pub gateway: GatewaySection,
@@ -248,6 +249,9 @@ impl Config {
         if let Some(pepper) = &self.key_pepper {
             anyhow::ensure!(pepper.expose().len() >= 32, "key_pepper must be at least 32 characters");
         }
+        if let Some(secret) = &self.service_secret {
+            anyhow::ensure!(secret.expose().len() >= 32, "service_secret must be at least 32 characters");
+        }
         if let Some(admin) = &self.admin_key {
             anyhow::ensure!(admin.expose().len() >= 24, "admin_key must be at least 24 characters");
         }
@@ -320,7 +324,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert!(config.database_url.is_none() && config.redis_url.is_none());
         assert_eq!(config.tenant.trial_days, 14);
-        for key in ["database_url", "redis_url", "admin_key", "key_pepper"] {
+        for key in ["database_url", "redis_url", "admin_key", "key_pepper", "service_secret"] {
             assert!(known_keys().iter().any(|k| k == key), "{key} is not documented");
         }
     }

@@ -2,7 +2,7 @@
 //! the others over HTTP (distributed). The HTTP contract is the same either way.
 
 use crate::config::Config;
-use anno_api::auth::AuthClient;
+use anno_api::auth::{AuthClient, ServiceIdentity};
 use anno_api::client::ServiceClient;
 use anno_api::config::ConfigClient;
 use anno_api::tenant::TenantClient;
@@ -179,14 +179,41 @@ fn core_settings(config: &Config) -> anno_core::Settings {
 
 /// The digest pepper: configured, or with SQLite generated once into the data dir.
 fn pepper(config: &Config, target: &DatabaseTarget) -> anyhow::Result<Secret> {
-    if let Some(pepper) = &config.key_pepper {
-        return Ok(pepper.clone());
+    secret_or_generated(
+        config,
+        target,
+        config.key_pepper.as_ref(),
+        "ANNO_KEY_PEPPER",
+        "key-pepper",
+        "every auth replica",
+    )
+}
+
+/// The service secret: configured, or with SQLite generated once into the data dir.
+fn service_secret(config: &Config, target: &DatabaseTarget) -> anyhow::Result<Secret> {
+    let configured = config.service_secret.as_ref();
+    secret_or_generated(config, target, configured, "ANNO_SERVICE_SECRET", "service-secret", "auth and tenant")
+}
+
+/// A secret as configured; with SQLite, when unset, generated once into
+/// `<data_dir>/secrets/<file>`. With Postgres it must be configured, the same
+/// for `shared_by`.
+fn secret_or_generated(
+    config: &Config,
+    target: &DatabaseTarget,
+    configured: Option<&Secret>,
+    variable: &str,
+    file: &str,
+    shared_by: &str,
+) -> anyhow::Result<Secret> {
+    if let Some(secret) = configured {
+        return Ok(secret.clone());
     }
     anyhow::ensure!(
         target.backend() == Backend::Sqlite,
-        "ANNO_KEY_PEPPER must be set (the same on every auth replica) when the database is Postgres"
+        "{variable} must be set (the same for {shared_by}) when the database is Postgres"
     );
-    stored_secret(&config.data_dir.join("secrets").join("key-pepper"))
+    stored_secret(&config.data_dir.join("secrets").join(file))
 }
 
 fn stored_secret(path: &Path) -> anyhow::Result<Secret> {
@@ -229,6 +256,7 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             internal_token_ttl: Duration::from_secs(config.auth.internal_token_ttl_seconds),
             access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_seconds),
             last_used_flush: Duration::from_secs(config.auth.last_used_flush_seconds.max(1)),
+            service_secret: Some(service_secret(config, &target)?),
         };
         let router = anno_auth::router(anno_auth::AuthState::new(db, bus.clone(), settings).await?);
         routers.push((ServiceName::Auth, router.clone()));
@@ -261,8 +289,8 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
             anno_tenant::TenantState::new(db, bus.clone(), auth, verifier.clone(), Some(limits.clone()), settings)
                 .await?;
         let started = start_audit(config, &target, &bus, &verifier).await?;
-        audit = Some(started.background);
-        let router = anno_tenant::router(state).merge(started.router);
+        let router = anno_tenant::router(state).merge(started.router.clone());
+        audit = Some(started);
         routers.push((ServiceName::Tenant, router.clone()));
         transport::in_process(router)
     } else {
@@ -277,6 +305,17 @@ pub async fn build(config: &Config, selected: &BTreeSet<ServiceName>) -> anyhow:
         transport::in_process(router)
     } else {
         remote("config")?
+    };
+    // The exports follow each tenant's `audit.export`, read as the tenant service itself.
+    let audit = match audit {
+        Some(mut started) => {
+            let auth = AuthClient(ServiceClient::new("auth", auth_transport.clone()));
+            let identity = ServiceIdentity::new(auth, anno_tenant::SERVICE, service_secret(config, &target)?);
+            let client = ConfigClient(ServiceClient::new("config", config_transport.clone()));
+            started.follow_config(&bus, anno_audit::ConfigSource { client, identity });
+            Some(started.background)
+        }
+        None => None,
     };
 
     let mut core = None;

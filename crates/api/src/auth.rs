@@ -2,10 +2,12 @@
 
 use crate::client::{CallError, ServiceClient};
 use crate::token::PrincipalKind;
-use anno_tenancy::{KeyId, Role, ScopeSet, TenantId, UserId};
+use anno_tenancy::now_ms;
+use anno_tenancy::{KeyId, Role, ScopeSet, Secret, TenantId, UserId};
 use http::Method;
 use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// An API key as listed: never the secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +91,22 @@ pub struct VerifyResponse {
     pub token_expires_at_ms: i64,
 }
 
+/// `POST /internal/v1/service-token`: a platform service asks for a token of its
+/// own, with the service secret as its bearer credential.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceTokenRequest {
+    /// The asking service's name (`tenant`, `core`, …), the token's subject.
+    pub service: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceToken {
+    pub token: String,
+    pub token_expires_at_ms: i64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
@@ -153,6 +171,12 @@ impl AuthClient {
         self.0.call(Method::GET, "/internal/v1/jwks", None, None::<&()>).await
     }
 
+    /// A token for a platform service, given the service secret.
+    pub async fn service_token(&self, secret: &Secret, service: &str) -> Result<ServiceToken, CallError> {
+        let body = ServiceTokenRequest { service: service.to_owned() };
+        self.0.call(Method::POST, "/internal/v1/service-token", Some(secret.expose()), Some(&body)).await
+    }
+
     /// Creates a user of a tenant, as a platform admin.
     pub async fn create_user(
         &self,
@@ -169,5 +193,37 @@ impl AuthClient {
     pub async fn create_first_key(&self, admin_token: &str, tenant: &TenantId) -> Result<CreatedKey, CallError> {
         let path = format!("/internal/v1/tenants/{tenant}/keys");
         self.0.call(Method::POST, &path, Some(admin_token), None::<&()>).await
+    }
+}
+
+/// A platform service's own identity: what it acts as when no tenant's request
+/// is behind a call (a background task reading a tenant's settings). Holds a
+/// token from auth and asks for a new one shortly before it expires.
+#[derive(Clone)]
+pub struct ServiceIdentity {
+    auth: AuthClient,
+    service: String,
+    secret: Secret,
+    token: Arc<tokio::sync::Mutex<Option<ServiceToken>>>,
+}
+
+/// How long before its expiry a service token is replaced.
+const RENEW_BEFORE_MS: i64 = 30_000;
+
+impl ServiceIdentity {
+    pub fn new(auth: AuthClient, service: &str, secret: Secret) -> Self {
+        ServiceIdentity { auth, service: service.to_owned(), secret, token: Arc::default() }
+    }
+
+    /// A token valid for at least a little while yet.
+    pub async fn token(&self) -> Result<String, CallError> {
+        let mut held = self.token.lock().await;
+        if let Some(token) = held.as_ref().filter(|t| t.token_expires_at_ms - RENEW_BEFORE_MS > now_ms()) {
+            return Ok(token.token.clone());
+        }
+        let fresh = self.auth.service_token(&self.secret, &self.service).await?;
+        let token = fresh.token.clone();
+        *held = Some(fresh);
+        Ok(token)
     }
 }

@@ -102,6 +102,64 @@ fn domain_matches(host: &str, domain: &str) -> bool {
             && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
 }
 
+/// Where a tenant's audit events are shipped as they are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditExportKind {
+    /// A signed `POST` to the tenant's HTTPS endpoint.
+    Webhook,
+    /// Lines appended to `<audit.file_sink_dir>/<tenant id>.jsonl`.
+    File,
+}
+
+impl AuditExportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditExportKind::Webhook => "webhook",
+            AuditExportKind::File => "file",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [AuditExportKind::Webhook, AuditExportKind::File].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The setting `audit.export`: only a tenant's own layer holds one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditExport {
+    pub kind: AuditExportKind,
+    /// The webhook's endpoint; only for `webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<AuditExport>,
+}
+
+/// `GET /internal/v1/config/audit-exports`: every tenant's export setting, for
+/// the audit exporter (a service caller) to follow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditExports {
+    /// The sequence number read before the list: the list holds every change
+    /// up to it (and maybe later ones).
+    pub seq: i64,
+    pub exports: Vec<TenantAuditExport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantAuditExport {
+    pub tenant_id: TenantId,
+    pub export: AuditExport,
+}
+
 /// The settings of the schema, typed: what services act on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,6 +170,8 @@ pub struct Settings {
     pub fetch: FetchPolicy,
     #[serde(default)]
     pub limits: LimitOverrides,
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 /// A tenant's configuration as every layer makes it, with the flags evaluated
@@ -143,6 +203,12 @@ impl ConfigClient {
     /// The effective configuration of the token's tenant.
     pub async fn effective(&self, token: &str) -> Result<EffectiveConfig, CallError> {
         self.0.call(Method::GET, "/internal/v1/config", Some(token), None::<&()>).await
+    }
+
+    /// Every tenant's audit export setting; `service_token` from
+    /// [`crate::auth::ServiceIdentity`].
+    pub async fn audit_exports(&self, service_token: &str) -> Result<AuditExports, CallError> {
+        self.0.call(Method::GET, "/internal/v1/config/audit-exports", Some(service_token), None::<&()>).await
     }
 
     /// The number of the last change anywhere.

@@ -28,6 +28,9 @@ pub enum PrincipalKind {
     Key,
     User,
     Admin,
+    /// One of the platform's own services, acting for no tenant (see
+    /// [`crate::auth::ServiceIdentity`]).
+    Service,
 }
 
 /// What a token says about its bearer.
@@ -173,6 +176,14 @@ impl Caller {
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() { Ok(()) } else { Err(ApiError::insufficient_scope("admin")) }
+    }
+
+    /// The platform service calling, for the internal routes only a service may use.
+    pub fn require_service(&self) -> Result<&str, ApiError> {
+        match self.claims.knd {
+            PrincipalKind::Service => Ok(&self.claims.sub),
+            _ => Err(ApiError::insufficient_scope("service")),
+        }
     }
 
     /// The tenant the caller acts for, having `scope`.

@@ -1,5 +1,6 @@
 //! Exports: a tenant's events shipped, as they are stored, to its webhook or to
-//! a JSON Lines file in a directory the operator chose. Delivery runs in a
+//! a JSON Lines file in a directory the operator chose, as the tenant's
+//! configuration (`audit.export`) says. Delivery runs in a
 //! background task, never on a request; each export remembers the last seq it
 //! delivered, retries with backoff, and is held by one replica at a time
 //! through a lease row.
@@ -7,6 +8,7 @@
 use crate::chain::{AuditRecord, Chain};
 use crate::store::AuditStore;
 use crate::webhook::WebhookClient;
+pub use anno_api::config::AuditExportKind as ExportKind;
 use anno_store::StoreError;
 use anno_tenancy::{Secret, TenantId, now_ms, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -26,45 +28,14 @@ const LEASE_MS: i64 = 60_000;
 /// Longest pause between retries of a failing export.
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportKind {
-    /// A signed `POST` to the tenant's HTTPS endpoint.
-    Webhook,
-    /// Lines appended to `<audit.file_sink_dir>/<tenant id>.jsonl`.
-    File,
-}
-
-impl ExportKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportKind::Webhook => "webhook",
-            ExportKind::File => "file",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [ExportKind::Webhook, ExportKind::File].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// `PUT /v1/audit/export`
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExportRequest {
-    pub kind: ExportKind,
-    /// The webhook's endpoint; only for `webhook`.
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
 /// A tenant's export as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Export {
     pub kind: ExportKind,
     pub url: Option<String>,
-    /// Only in the answer to the `PUT` that made it: shown once.
+    /// What deliveries are signed with; shown only to a caller that may
+    /// manage keys (`keys:write`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
     /// The seq of the last event delivered; deliveries continue after it.
@@ -151,24 +122,27 @@ fn decode(row: &AnyRow) -> Result<ExportRow, StoreError> {
 }
 
 impl AuditStore {
-    /// Sets a tenant's export, replacing any other; deliveries start after the
-    /// chain's current head.
-    pub(crate) async fn put_export(
+    /// Makes a tenant's export the one its configuration names. A changed
+    /// setting starts afresh after the chain's current head, a webhook with a
+    /// new signing secret; the same setting again changes nothing (replicas
+    /// following the configuration may all apply it). True when it changed.
+    pub(crate) async fn set_export(
         &self,
         tenant: &TenantId,
         kind: ExportKind,
         url: Option<&str>,
-        secret: Option<&str>,
-    ) -> Result<ExportRow, StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let head = self.head(&Chain::Tenant(tenant.clone())).await?.map_or(0, |(seq, _)| seq);
-        sqlx::query(
+        let secret = (kind == ExportKind::Webhook).then(crate::webhook::new_secret);
+        let done = sqlx::query(
             "INSERT INTO audit_exports (tenant_id, generation, kind, url, secret, cursor_seq, failures, next_attempt_at, \
              lease_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, $7, $7) \
              ON CONFLICT (tenant_id) DO UPDATE SET generation = excluded.generation, kind = excluded.kind, \
              url = excluded.url, secret = excluded.secret, cursor_seq = excluded.cursor_seq, failures = 0, \
              next_attempt_at = 0, lease_until = 0, last_attempt_at = NULL, last_error = NULL, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at \
+             WHERE audit_exports.kind <> excluded.kind OR audit_exports.url IS DISTINCT FROM excluded.url",
         )
         .bind(tenant.as_str())
         .bind(anno_tenancy::new_id("exp"))
@@ -179,7 +153,31 @@ impl AuditStore {
         .bind(now)
         .execute(self.db().pool())
         .await?;
-        self.export(tenant).await?.ok_or(StoreError::NotFound)
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The tenants that have an export.
+    pub(crate) async fn exporting(&self) -> Result<Vec<TenantId>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT tenant_id FROM audit_exports").fetch_all(self.db().pool()).await?;
+        Ok(rows.into_iter().filter_map(|(id,)| id.parse().ok()).collect())
+    }
+
+    /// Gives a tenant's webhook a new signing secret; the row after, or none
+    /// when the tenant has no webhook.
+    pub(crate) async fn roll_secret(&self, tenant: &TenantId) -> Result<Option<ExportRow>, StoreError> {
+        let done =
+            sqlx::query("UPDATE audit_exports SET secret = $1, updated_at = $2 WHERE tenant_id = $3 AND kind = $4")
+                .bind(crate::webhook::new_secret())
+                .bind(now_ms())
+                .bind(tenant.as_str())
+                .bind(ExportKind::Webhook.as_str())
+                .execute(self.db().pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.export(tenant).await
     }
 
     pub(crate) async fn export(&self, tenant: &TenantId) -> Result<Option<ExportRow>, StoreError> {

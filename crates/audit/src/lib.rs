@@ -19,6 +19,8 @@ mod recorder;
 #[cfg(feature = "service")]
 mod export;
 #[cfg(feature = "service")]
+mod follow;
+#[cfg(feature = "service")]
 mod service;
 #[cfg(feature = "service")]
 mod store;
@@ -33,7 +35,9 @@ pub use proxies::{Cidr, TrustedProxies};
 pub use recorder::{Recorder, STREAM};
 
 #[cfg(feature = "service")]
-pub use export::{Delivery, Export, ExportKind, ExportRequest, file_path};
+pub use export::{Delivery, Export, ExportKind, file_path};
+#[cfg(feature = "service")]
+pub use follow::ConfigSource;
 #[cfg(feature = "service")]
 pub use service::{Audit, AuditState, Background, GROUP, Settings, consume, router, start, start_with_resolver};
 #[cfg(feature = "service")]

@@ -1,24 +1,25 @@
 //! The service side of the trail: the consumer that stores what the gateways
-//! record, the exporter, and the API (`/v1/audit`, `/v1/audit/export`,
-//! `/v1/admin/audit`). Hosted by the process that runs the tenant service.
+//! record, the exporter (following each tenant's `audit.export` setting), and
+//! the API (`/v1/audit`, `/v1/audit/export`, `/v1/admin/audit`). Hosted by the
+//! process that runs the tenant service.
 
 use crate::chain::{AuditRecord, Chain};
 use crate::event::AuditEvent;
-use crate::export::{Export, ExportKind, ExportRequest, Exporter};
+use crate::export::{Export, Exporter};
+use crate::follow::{ConfigSource, Follower};
 use crate::recorder::STREAM;
 use crate::store::{AuditStore, ListFilter};
-use crate::webhook::{self, AllowList, WebhookClient};
+use crate::webhook::{AllowList, WebhookClient};
 use anno_api::server::{Limits, stack};
 use anno_api::token::{Caller, TokenVerifier};
 use anno_api::{Page, PageQuery, page_from_rows};
 use anno_bus::{Bus, Entry, Handler};
-use anno_errors::{ApiError, ApiJson, ApiQuery, ApiResult};
+use anno_errors::{ApiError, ApiQuery, ApiResult};
 use anno_fetch::Resolver;
 use anno_store::Db;
 use anno_tenancy::{Scope, parse_rfc3339};
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -65,8 +66,6 @@ struct Inner {
     store: AuditStore,
     verifier: TokenVerifier,
     settings: Settings,
-    allow: AllowList,
-    resolver: Arc<dyn Resolver>,
     /// Wakes the exporter.
     wake: Arc<Notify>,
 }
@@ -96,6 +95,18 @@ pub struct Audit {
     /// without health routes or fallbacks: merge it into a finished router.
     pub router: Router,
     pub background: Background,
+    state: AuditState,
+}
+
+impl Audit {
+    /// Starts keeping the exports to each tenant's `audit.export` setting.
+    /// Without it no export is ever set: the setting lives in the config service.
+    pub fn follow_config(&mut self, bus: &Bus, source: ConfigSource) {
+        let inner = &self.state.inner;
+        let follower = Follower { store: inner.store.clone(), source, wake: Arc::clone(&inner.wake) };
+        let (bus, interval) = (bus.clone(), inner.settings.export_interval);
+        self.background.tasks.push(tokio::spawn(async move { follower.run(&bus, interval).await }));
+    }
 }
 
 /// Starts the trail over a migrated database: the consumer of the `audit`
@@ -114,16 +125,15 @@ pub fn start_with_resolver(
 ) -> anyhow::Result<Audit> {
     let store = AuditStore::new(db);
     let allow = AllowList::new(&settings.allowed_private_hosts);
-    let client = WebhookClient::new(allow.clone(), Arc::clone(&resolver), settings.webhook_timeout)
-        .map_err(anyhow::Error::msg)?;
+    let client = WebhookClient::new(allow, resolver, settings.webhook_timeout).map_err(anyhow::Error::msg)?;
     let wake = Arc::new(Notify::new());
     let exporter = Exporter { store: store.clone(), client, file_dir: settings.file_sink_dir.clone() };
     let tasks = vec![
         consume(bus, store.clone(), Arc::clone(&wake)),
         tokio::spawn(exporter.run(Arc::clone(&wake), settings.export_interval)),
     ];
-    let state = AuditState { inner: Arc::new(Inner { store, verifier, settings, allow, resolver, wake }) };
-    Ok(Audit { router: router(state), background: Background { tasks } })
+    let state = AuditState { inner: Arc::new(Inner { store, verifier, settings, wake }) };
+    Ok(Audit { router: router(state.clone()), background: Background { tasks }, state })
 }
 
 /// Stores every batch of the `audit` stream; unreadable entries are logged and
@@ -161,7 +171,8 @@ fn consumer_name() -> String {
 pub fn router(state: AuditState) -> Router {
     let routes = Router::new()
         .route("/v1/audit", get(list))
-        .route("/v1/audit/export", get(get_export).put(put_export).delete(delete_export))
+        .route("/v1/audit/export", get(get_export))
+        .route("/v1/audit/export/secret", post(roll_secret))
         .route("/v1/admin/audit", get(list_admin))
         .with_state(state);
     stack("audit", routes, Limits::default())
@@ -246,55 +257,27 @@ async fn list_admin(
     Ok(Json(page(&state, chain, q.cursor, q.limit, q.since.as_deref(), q.until.as_deref()).await?))
 }
 
-/// `GET /v1/audit/export`
+/// `GET /v1/audit/export`: how the tenant's export (set by `audit.export` in
+/// its configuration) is doing. The signing secret is shown to a caller that
+/// may also manage keys.
 async fn get_export(State(state): State<AuditState>, caller: Caller) -> ApiResult<Json<Export>> {
     let tenant = caller.tenant(Scope::AuditRead)?;
     let row = state.inner.store.export(&tenant.tenant_id).await?.ok_or_else(|| ApiError::not_found("Export"))?;
-    Ok(Json(row.to_api()))
+    let secret = row.secret.as_ref().filter(|_| tenant.has(Scope::KeysWrite)).map(|s| s.expose().to_owned());
+    Ok(Json(Export { signing_secret: secret, ..row.to_api() }))
 }
 
-/// `PUT /v1/audit/export`: sets the tenant's one export. Needs `keys:write`
-/// (an administrative change that makes a secret) and `audit:read` (it ships
-/// what only that scope may read). A webhook gets a new signing secret, shown
-/// in this answer only.
-async fn put_export(
-    State(state): State<AuditState>,
-    caller: Caller,
-    ApiJson(request): ApiJson<ExportRequest>,
-) -> ApiResult<Json<Export>> {
+/// `POST /v1/audit/export/secret`: a new signing secret for the tenant's
+/// webhook, in effect for the next delivery. Needs `keys:write` (it makes a
+/// secret) and `audit:read`.
+async fn roll_secret(State(state): State<AuditState>, caller: Caller) -> ApiResult<Json<Export>> {
     let tenant = caller.tenant(Scope::KeysWrite)?;
     if !tenant.has(Scope::AuditRead) {
         return Err(ApiError::insufficient_scope(Scope::AuditRead.as_str()));
     }
-    let inner = &state.inner;
-    let (url, secret) = match (request.kind, request.url.as_deref()) {
-        (ExportKind::Webhook, None) => return Err(ApiError::invalid_field("url", "is required for a webhook")),
-        (ExportKind::Webhook, Some(raw)) => {
-            let url = webhook::check_url(raw, &inner.allow).map_err(|m| ApiError::invalid_field("url", m))?;
-            webhook::check_addresses(&url, &inner.allow, inner.resolver.as_ref())
-                .await
-                .map_err(|m| ApiError::invalid_field("url", m))?;
-            (Some(url.to_string()), Some(webhook::new_secret()))
-        }
-        (ExportKind::File, Some(_)) => return Err(ApiError::invalid_field("url", "only a webhook has a URL")),
-        (ExportKind::File, None) if inner.settings.file_sink_dir.is_none() => {
-            return Err(ApiError::invalid_field("kind", "this platform has no file sink"));
-        }
-        (ExportKind::File, None) => (None, None),
-    };
-    let row = inner.store.put_export(&tenant.tenant_id, request.kind, url.as_deref(), secret.as_deref()).await?;
-    tracing::info!(tenant.id = %tenant.tenant_id, kind = request.kind.as_str(), "audit export set");
-    inner.wake.notify_one();
+    let row =
+        state.inner.store.roll_secret(&tenant.tenant_id).await?.ok_or_else(|| ApiError::not_found("Webhook export"))?;
+    tracing::info!(tenant.id = %tenant.tenant_id, "audit webhook secret rolled");
+    let secret = row.secret.as_ref().map(|s| s.expose().to_owned());
     Ok(Json(Export { signing_secret: secret, ..row.to_api() }))
-}
-
-/// `DELETE /v1/audit/export`
-async fn delete_export(State(state): State<AuditState>, caller: Caller) -> ApiResult<StatusCode> {
-    let tenant = caller.tenant(Scope::KeysWrite)?;
-    if state.inner.store.delete_export(&tenant.tenant_id).await? {
-        tracing::info!(tenant.id = %tenant.tenant_id, "audit export removed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("Export"))
-    }
 }

@@ -288,8 +288,18 @@ async fn file_exports_append_lines_and_failed_webhooks_back_off(target: &Databas
     let (filed, hooked) = (TenantId::generate(), TenantId::generate());
     store.append(events(Some(&filed), 2)).await.unwrap();
     // Exports start after what is stored when they are set.
-    store.put_export(&filed, ExportKind::File, None, None).await.unwrap();
-    store.put_export(&hooked, ExportKind::Webhook, Some("http://localhost:9/hook"), Some("whsec_x")).await.unwrap();
+    assert!(store.set_export(&filed, ExportKind::File, None).await.unwrap());
+    assert!(store.set_export(&hooked, ExportKind::Webhook, Some("http://localhost:9/hook")).await.unwrap());
+    let first = store.export(&hooked).await.unwrap().unwrap();
+    let secret = first.secret.clone().expect("a webhook gets a signing secret");
+    assert!(secret.expose().starts_with("whsec_"));
+    // Every replica following the configuration applies the same setting: nothing changes.
+    assert!(!store.set_export(&hooked, ExportKind::Webhook, Some("http://localhost:9/hook")).await.unwrap());
+    let again = store.export(&hooked).await.unwrap().unwrap();
+    assert_eq!(
+        (again.generation, again.secret.map(|s| s.expose().to_owned())),
+        (first.generation, Some(secret.expose().to_owned()))
+    );
     assert_eq!(exporter.round().await.unwrap(), 0, "nothing new to export");
     let new = events(Some(&filed), 3);
     store.append(new.clone()).await.unwrap();
@@ -311,12 +321,24 @@ async fn file_exports_append_lines_and_failed_webhooks_back_off(target: &Databas
     let tried = hooked_row.last_attempt_at.unwrap();
     assert!(hooked_row.next_attempt_at >= tried + 1_000, "the next attempt waits");
     let api = hooked_row.to_api();
-    assert_eq!(api.signing_secret, None, "the secret is never read back");
-    assert!(!serde_json::to_string(&api).unwrap().contains("whsec_x"));
+    assert_eq!(api.signing_secret, None, "the secret is not part of the status");
+    assert!(!serde_json::to_string(&api).unwrap().contains(secret.expose()));
+
+    // Rolling the secret keeps the export's place; a file export has no secret to roll.
+    let rolled = store.roll_secret(&hooked).await.unwrap().unwrap();
+    assert_ne!(rolled.secret.unwrap().expose(), secret.expose());
+    assert_eq!((rolled.cursor_seq, rolled.failures), (0, 1));
+    assert!(store.roll_secret(&filed).await.unwrap().is_none());
 
     // A new setting starts afresh.
-    let row = store.put_export(&hooked, ExportKind::File, None, None).await.unwrap();
+    assert!(store.set_export(&hooked, ExportKind::File, None).await.unwrap());
+    let row = store.export(&hooked).await.unwrap().unwrap();
     assert_eq!((row.kind, row.cursor_seq, row.failures, row.last_error), (ExportKind::File, 1, 0, None));
+    let mut exporting = store.exporting().await.unwrap();
+    exporting.sort();
+    let mut expected = vec![filed.clone(), hooked.clone()];
+    expected.sort();
+    assert_eq!(exporting, expected);
     assert!(store.delete_export(&hooked).await.unwrap());
     assert!(!store.delete_export(&hooked).await.unwrap());
     let _ = std::fs::remove_dir_all(dir);

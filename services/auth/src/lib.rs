@@ -38,6 +38,9 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     /// How often `lastUsedAt` is written back.
     pub last_used_flush: Duration,
+    /// What the platform's own services prove themselves with to get a
+    /// service token; none: no service token is given.
+    pub service_secret: Option<Secret>,
 }
 
 #[derive(Clone)]
@@ -120,6 +123,7 @@ pub fn router(state: AuthState) -> Router {
     let routes = Router::new()
         .route("/internal/v1/verify", post(verify::verify))
         .route("/internal/v1/jwks", get(signing::jwks))
+        .route("/internal/v1/service-token", post(verify::service_token))
         .route("/.well-known/jwks.json", get(signing::jwks))
         .route("/internal/v1/tenants/{tenant_id}/keys", post(keys::create_first))
         .route("/v1/keys", get(keys::list).post(keys::create))

@@ -4,12 +4,13 @@
 use crate::AuthState;
 use crate::credentials::{ADMIN_PREFIX, KEY_PREFIX, digest, digests_match, looks_like};
 use crate::{admin, keys, users};
-use anno_api::auth::{Principal, VerifyRequest, VerifyResponse};
+use anno_api::auth::{Principal, ServiceToken, ServiceTokenRequest, VerifyRequest, VerifyResponse};
 use anno_api::token::{ACCESS_AUDIENCE, INTERNAL_AUDIENCE, PrincipalKind};
 use anno_errors::{ApiError, ApiJson, ApiResult};
 use anno_tenancy::{ScopeSet, now_ms};
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 
 pub async fn verify(
     State(state): State<AuthState>,
@@ -26,6 +27,47 @@ pub async fn verify(
         principal.expires_at_ms,
     )?;
     Ok(Json(VerifyResponse { principal, token, token_expires_at_ms }))
+}
+
+/// `POST /internal/v1/service-token`: a token for one of the platform's own
+/// services, which proves itself with the service secret. The token names the
+/// service, carries no tenant and no scope: only routes that ask for a service
+/// caller accept it.
+pub async fn service_token(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ServiceTokenRequest>,
+) -> ApiResult<Json<ServiceToken>> {
+    let settings = &state.inner.settings;
+    let expected = settings.service_secret.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    // Digests of equal length, compared in constant time: neither the length
+    // nor any prefix of the secret shows in the time taken.
+    let pepper = settings.pepper.expose();
+    if !digests_match(&digest(pepper, given.trim()), &digest(pepper, expected.expose())) {
+        return Err(ApiError::unauthorized());
+    }
+    let service = request.service.trim();
+    let named =
+        !service.is_empty() && service.len() <= 32 && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    if !named {
+        return Err(ApiError::invalid_field("service", "must be a service name: lowercase letters and `-`"));
+    }
+    let subject = format!("service:{service}");
+    let (token, token_expires_at_ms) = state.inner.signer.sign(
+        INTERNAL_AUDIENCE,
+        PrincipalKind::Service,
+        &subject,
+        None,
+        ScopeSet::default(),
+        settings.internal_token_ttl,
+        None,
+    )?;
+    Ok(Json(ServiceToken { token, token_expires_at_ms }))
 }
 
 /// Who a credential belongs to, if it is valid now.

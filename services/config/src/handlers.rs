@@ -3,7 +3,10 @@
 use crate::State;
 use crate::schema;
 use crate::store::{self, HistoryEntry, Layer, PLATFORM};
-use anno_api::config::{ConfigChange, EffectiveConfig, PLATFORM_CHANNEL, Sequence, Settings, channel};
+use anno_api::config::{
+    AuditExport, AuditExports, ConfigChange, EffectiveConfig, PLATFORM_CHANNEL, Sequence, Settings, TenantAuditExport,
+    channel,
+};
 use anno_api::tenant::Tenant;
 use anno_api::token::Caller;
 use anno_api::{Page, PageQuery};
@@ -91,13 +94,18 @@ impl State {
     }
 }
 
-/// A replacement layer, checked.
-fn replacement(document: &Value) -> ApiResult<Value> {
+/// A replacement layer, checked; `shared` for the platform and plan layers,
+/// which may not hold a tenant's own settings.
+fn replacement(document: &Value, shared: bool) -> ApiResult<Value> {
     if !document.is_object() {
         return Err(ApiError::invalid_field("$", "must be an object"));
     }
     let document = schema::normalize(document);
     schema::validate(&document).map_err(ApiError::invalid_fields)?;
+    let misplaced = if shared { schema::tenant_only(&document) } else { Vec::new() };
+    if !misplaced.is_empty() {
+        return Err(ApiError::invalid_fields(misplaced));
+    }
     Ok(document)
 }
 
@@ -113,6 +121,10 @@ pub async fn patch_own(state: S, caller: Caller, ApiJson(patch): ApiJson<Value>)
     let ctx = caller.tenant(Scope::ConfigWrite)?;
     if !patch.is_object() {
         return Err(ApiError::invalid_field("$", "must be an object (a JSON merge patch)"));
+    }
+    // Where the audit trail goes is for whoever may read it.
+    if patch.get("audit").is_some() && !ctx.has(Scope::AuditRead) {
+        return Err(ApiError::insufficient_scope(Scope::AuditRead.as_str()));
     }
     let tenant = state.tenant(&caller, &ctx.tenant_id).await?;
     let scope = store::tenant_scope(&tenant.id);
@@ -144,6 +156,23 @@ pub async fn internal(state: S, caller: Caller, headers: HeaderMap) -> ApiResult
     Ok(etagged(&headers, &state.effective(&tenant).await?))
 }
 
+/// `GET /internal/v1/config/audit-exports`: every tenant's `audit.export`, for
+/// the audit exporter. Only a platform service may ask.
+pub async fn audit_exports(state: S, caller: Caller) -> ApiResult<Json<AuditExports>> {
+    caller.require_service()?;
+    let seq = state.inner.store.sequence().await?;
+    let mut exports = Vec::new();
+    for layer in state.inner.store.tenant_layers().await? {
+        let Some(export) = layer.document.pointer("/audit/export") else { continue };
+        let Some(tenant_id) = store::scope_tenant(&layer.scope) else { continue };
+        match serde_json::from_value::<AuditExport>(export.clone()) {
+            Ok(export) => exports.push(TenantAuditExport { tenant_id, export }),
+            Err(e) => tracing::warn!(scope = %layer.scope, error = %e, "skipping an unreadable audit export setting"),
+        }
+    }
+    Ok(Json(AuditExports { seq, exports }))
+}
+
 /// `GET /internal/v1/config/sequence`: the number of the last change. Carries
 /// nothing but a count, so it needs no token: replicas ask it to notice
 /// changes whose notice they missed.
@@ -164,7 +193,7 @@ pub async fn get_platform(state: S, caller: Caller, headers: HeaderMap) -> ApiRe
 /// `PUT /v1/admin/config`: replaces the platform base layer.
 pub async fn put_platform(state: S, caller: Caller, ApiJson(document): ApiJson<Value>) -> ApiResult<Json<Layer>> {
     caller.require_admin()?;
-    let document = replacement(&document)?;
+    let document = replacement(&document, true)?;
     Ok(Json(state.write_layer(&caller, PLATFORM, "put", None, |_| Ok(document)).await?))
 }
 
@@ -192,7 +221,7 @@ pub async fn put_plan(
 ) -> ApiResult<Json<Layer>> {
     caller.require_admin()?;
     let scope = store::plan_scope(plan(&name)?);
-    let document = replacement(&document)?;
+    let document = replacement(&document, true)?;
     Ok(Json(state.write_layer(&caller, &scope, "put", None, |_| Ok(document)).await?))
 }
 
@@ -227,7 +256,7 @@ pub async fn put_tenant(
 ) -> ApiResult<Json<TenantConfig>> {
     caller.require_admin()?;
     let tenant = state.tenant(&caller, &id).await?;
-    let document = replacement(&document)?;
+    let document = replacement(&document, false)?;
     let scope = store::tenant_scope(&id);
     let layer = state.write_layer(&caller, &scope, "put", Some(&id), |_| Ok(document)).await?;
     Ok(Json(TenantConfig { layer, effective: state.effective(&tenant).await? }))

@@ -68,6 +68,7 @@ pub fn router(state: State) -> Router {
         .route("/ofrep/v1/evaluate/flags/{key}", post(flags::ofrep_one))
         .route("/internal/v1/config", get(handlers::internal))
         .route("/internal/v1/config/sequence", get(handlers::sequence))
+        .route("/internal/v1/config/audit-exports", get(handlers::audit_exports))
         .with_state(state);
     let readiness = Readiness::new(move || {
         let (db, bus) = (db.clone(), bus.clone());

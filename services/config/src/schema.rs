@@ -19,6 +19,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     Selectors,
     Domains,
+    /// An absolute `https` (or `http`) URL without credentials.
+    Url,
 }
 
 const MAX_LIST: usize = 1_000;
@@ -52,8 +54,17 @@ const LIMITS: &[(&str, Kind)] = &[
     ("pagesPerCrawl", Kind::Int(1, 1_000_000)),
 ];
 
-const SCHEMA: &[(&str, Kind)] =
-    &[("extraction", Kind::Object(EXTRACTION)), ("fetch", Kind::Object(FETCH)), ("limits", Kind::Object(LIMITS))];
+const EXPORT: &[(&str, Kind)] = &[("kind", Kind::OneOf(&["webhook", "file"])), ("url", Kind::Url)];
+
+/// Where the tenant's audit trail is shipped; only a tenant's own layer says.
+const AUDIT: &[(&str, Kind)] = &[("export", Kind::Object(EXPORT))];
+
+const SCHEMA: &[(&str, Kind)] = &[
+    ("extraction", Kind::Object(EXTRACTION)),
+    ("fetch", Kind::Object(FETCH)),
+    ("limits", Kind::Object(LIMITS)),
+    ("audit", Kind::Object(AUDIT)),
+];
 
 /// What every installation starts from.
 pub fn defaults() -> Value {
@@ -68,7 +79,28 @@ pub fn defaults() -> Value {
 pub fn validate(layer: &Value) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     check(layer, &Kind::Object(SCHEMA), "", &mut errors);
+    check_export(layer, &mut errors);
     if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// `audit.export` needs a kind; a webhook needs its URL, a file has none.
+fn check_export(layer: &Value, errors: &mut Vec<FieldError>) {
+    let Some(export) = layer.pointer("/audit/export").and_then(Value::as_object) else { return };
+    match (export.get("kind").and_then(Value::as_str), export.contains_key("url")) {
+        (None, _) => error(errors, "audit.export.kind", "is required: webhook or file"),
+        (Some("webhook"), false) => error(errors, "audit.export.url", "is required for a webhook"),
+        (Some("file"), true) => error(errors, "audit.export.url", "only a webhook has a URL"),
+        _ => {}
+    }
+}
+
+/// Settings a platform or plan layer may not hold: where one tenant's audit
+/// trail goes is that tenant's to say.
+pub fn tenant_only(layer: &Value) -> Vec<FieldError> {
+    match layer.get("audit") {
+        Some(_) => vec![FieldError { path: "audit".to_owned(), message: "can only be set for a tenant".to_owned() }],
+        None => Vec::new(),
+    }
 }
 
 fn error(errors: &mut Vec<FieldError>, path: &str, message: impl Into<String>) {
@@ -106,6 +138,11 @@ fn check(value: &Value, kind: &Kind, path: &str, errors: &mut Vec<FieldError>) {
             strings(value, path, MAX_SELECTORS, errors, |s| anno_extract::select::parse(s).err().map(|e| e.to_string()))
         }
         Kind::Domains => strings(value, path, MAX_LIST, errors, domain_error),
+        Kind::Url => {
+            if let Some(message) = url_error(value) {
+                error(errors, path, message);
+            }
+        }
     }
 }
 
@@ -130,6 +167,20 @@ fn strings(
             }
             None => error(errors, &at, "must be a string"),
         }
+    }
+}
+
+fn url_error(value: &Value) -> Option<&'static str> {
+    let Some(text) = value.as_str() else { return Some("must be a URL") };
+    if text.len() > 2_048 {
+        return Some("at most 2048 characters");
+    }
+    match url::Url::parse(text) {
+        Ok(url) if !matches!(url.scheme(), "https" | "http") => Some("must be an https URL"),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Some("must name a host"),
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => Some("may not hold credentials"),
+        Ok(_) => None,
+        Err(_) => Some("must be an absolute URL"),
     }
 }
 
@@ -282,6 +333,38 @@ mod tests {
         );
         assert!(validate(&defaults()).is_ok());
         assert!(validate(&json!([])).is_err());
+    }
+
+    #[test]
+    fn an_audit_export_is_checked_and_kept_to_tenant_layers() {
+        let webhook = json!({"audit": {"export": {"kind": "webhook", "url": "https://hooks.example.com/anno"}}});
+        assert!(validate(&webhook).is_ok());
+        assert!(validate(&json!({"audit": {"export": {"kind": "file"}}})).is_ok());
+        let paths = |layer: Value| -> Vec<String> {
+            validate(&layer).unwrap_err().into_iter().map(|e| format!("{}: {}", e.path, e.message)).collect()
+        };
+        assert_eq!(
+            paths(json!({"audit": {"export": {"kind": "webhook"}}})),
+            ["audit.export.url: is required for a webhook"]
+        );
+        assert_eq!(
+            paths(json!({"audit": {"export": {"kind": "file", "url": "https://a.test/"}}})),
+            ["audit.export.url: only a webhook has a URL"]
+        );
+        assert_eq!(
+            paths(json!({"audit": {"export": {"url": "https://a.test/"}}})),
+            ["audit.export.kind: is required: webhook or file"]
+        );
+        for (url, message) in [
+            ("ftp://a.test/", "must be an https URL"),
+            ("https://user:pw@a.test/", "may not hold credentials"),
+            ("/relative", "must be an absolute URL"),
+        ] {
+            let layer = json!({"audit": {"export": {"kind": "webhook", "url": url}}});
+            assert_eq!(paths(layer), [format!("audit.export.url: {message}")], "{url}");
+        }
+        assert_eq!(tenant_only(&webhook)[0].path, "audit");
+        assert!(tenant_only(&defaults()).is_empty());
     }
 
     #[test]

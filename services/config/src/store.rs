@@ -20,6 +20,11 @@ pub fn tenant_scope(tenant: &anno_tenancy::TenantId) -> String {
     format!("tenant:{tenant}")
 }
 
+/// The tenant a `tenant:<id>` scope names.
+pub fn scope_tenant(scope: &str) -> Option<anno_tenancy::TenantId> {
+    scope.strip_prefix("tenant:")?.parse().ok()
+}
+
 pub fn flag_scope(key: &str) -> String {
     format!("flag:{key}")
 }
@@ -148,6 +153,17 @@ impl Store {
         }
         let rows = query.fetch_all(self.db.pool()).await?;
         rows.into_iter().map(|row| layer_row(row).map(|l| (l.scope.clone(), l))).collect()
+    }
+
+    /// Every tenant's own layer.
+    pub async fn tenant_layers(&self) -> Result<Vec<Layer>, StoreError> {
+        let rows: Vec<(String, i64, i64, String, i64, String)> = sqlx::query_as(
+            "SELECT scope, version, seq, document, updated_at, updated_by FROM config_layers \
+             WHERE scope LIKE 'tenant:%' ORDER BY scope",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter().map(layer_row).collect()
     }
 
     /// Takes the next number of the sequence; the row stays locked until the

@@ -120,6 +120,7 @@ impl Fixture {
             internal_token_ttl: Duration::from_secs(120),
             access_token_ttl: Duration::from_secs(900),
             last_used_flush: Duration::from_secs(5),
+            service_secret: None,
         };
         let state = AuthState::new(db.clone(), bus.clone(), settings).await?;
         let transport = transport::in_process(anno_auth::router(state));

@@ -127,6 +127,8 @@ impl Call {
                     PrincipalKind::Key => ActorKind::Key,
                     PrincipalKind::User => ActorKind::User,
                     PrincipalKind::Admin => ActorKind::Admin,
+                    // Refused at the edge (authn): never a caller here.
+                    PrincipalKind::Service => ActorKind::Anonymous,
                 };
                 (p.tenant_id.clone(), Actor { kind, id: Some(p.id.clone()) })
             }

@@ -91,6 +91,10 @@ impl Authenticator {
             }
             _ => e.into_api_error(),
         })?;
+        // The platform's own services never come in through the edge.
+        if answer.principal.kind == PrincipalKind::Service {
+            return Err(ApiError::unauthorized());
+        }
         let verified = Arc::new(Verified {
             principal: answer.principal,
             token: answer.token,

@@ -110,7 +110,7 @@ fn table() -> Vec<Row> {
         ("/v1/admin/flags/{key}", get.or(put).or(delete), Some(U::Config), Admin, None),
         ("/v1/audit", get, Some(U::Tenant), Scoped(S::AuditRead), None),
         ("/v1/audit/export", get, Some(U::Tenant), Scoped(S::AuditRead), None),
-        ("/v1/audit/export", put.or(delete), Some(U::Tenant), Scoped(S::KeysWrite), None),
+        ("/v1/audit/export/secret", post, Some(U::Tenant), Scoped(S::KeysWrite), None),
         ("/v1/admin/audit", get, Some(U::Tenant), Admin, None),
     ]
 }

@@ -133,6 +133,7 @@ pub async fn run(args: &PropagationArgs) -> anyhow::Result<PropagationReport> {
         env.push(("ANNO_DATABASE_URL".to_owned(), database.url()?));
         env.push(("ANNO_REDIS_URL".to_owned(), redis.clone()));
         env.push(("ANNO_KEY_PEPPER".to_owned(), anno_tenancy::new_id("pepper")));
+        env.push(("ANNO_SERVICE_SECRET".to_owned(), anno_tenancy::new_id("service-secret")));
     }
     let result = measure(args, &env, &admin_key, &namespace).await;
     if let Some(database) = database {

@@ -320,50 +320,84 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
     let a = p.onboard().await;
     let secret = &a.api_key.secret;
     let http = reqwest::Client::new();
-    let url = format!("{}/v1/audit/export", p.url());
-    let put = |body: Value| http.put(&url).bearer_auth(secret).json(&body).send();
+    let (url, config) = (format!("{}/v1/audit/export", p.url()), format!("{}/v1/config", p.url()));
+    let set =
+        |export: Value| http.patch(&config).bearer_auth(secret).json(&json!({ "audit": { "export": export } })).send();
+    let call = |request_id: String| {
+        let r = http.get(format!("{}/v1/me", p.url())).bearer_auth(secret).header("x-request-id", request_id);
+        async move { assert_eq!(r.send().await.unwrap().status(), StatusCode::OK) }
+    };
+    let (http, url) = (&http, &url);
+    let status = move |credential: String| async move {
+        let r = http.get(url).bearer_auth(credential).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(r.json::<Value>().await.ok()?)
+    };
 
-    // Bad settings are refused with the field at fault.
-    for (body, status, code) in [
-        (json!({ "kind": "webhook", "url": "http://hooks.example.com/x" }), 422, "invalid_input"),
-        (json!({ "kind": "webhook", "url": "https://127.0.0.1/x" }), 422, "invalid_input"),
-        (json!({ "kind": "webhook", "url": "https://169.254.169.254/latest" }), 422, "invalid_input"),
-        (json!({ "kind": "webhook" }), 422, "invalid_input"),
-        (json!({ "kind": "file", "url": "https://hooks.example.com/x" }), 422, "invalid_input"),
-        (json!({ "kind": "pigeon" }), 422, "invalid_input"),
-        (json!({ "kind": "file", "path": "/etc/passwd" }), 400, "unknown_field"),
+    // Bad settings are refused with every path at fault.
+    for (export, path) in [
+        (json!({ "kind": "webhook" }), "audit.export.url"),
+        (json!({ "kind": "webhook", "url": "ftp://hooks.example.com/x" }), "audit.export.url"),
+        (json!({ "kind": "file", "url": "https://hooks.example.com/x" }), "audit.export.url"),
+        (json!({ "kind": "pigeon" }), "audit.export.kind"),
+        (json!({ "kind": "file", "path": "/etc/passwd" }), "audit.export.path"),
     ] {
-        let r = put(body.clone()).await.unwrap();
-        assert_eq!(r.status().as_u16(), status, "{body}");
+        let r = set(export.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{export}");
         let problem: Value = r.json().await.unwrap();
-        assert_eq!(problem["code"], code, "{body}");
+        assert_eq!(problem["code"], "invalid_input", "{export}");
+        assert!(problem["errors"].as_array().unwrap().iter().any(|e| e["path"] == path), "{export}: {problem}");
     }
-    assert_eq!(http.get(&url).bearer_auth(secret).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    // Only a tenant's own layer says where its trail goes.
+    let r = http
+        .put(format!("{}/v1/admin/config", p.url()))
+        .bearer_auth(crate::harness::ADMIN_KEY)
+        .json(&json!({ "audit": { "export": { "kind": "file" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(http.get(url).bearer_auth(secret).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 
-    // A webhook: its secret is shown once.
+    // A webhook, set in the configuration, is followed by the exporter; the
+    // signing secret is shown to a caller that may manage keys.
     let name = format!("flaky-{}", random_hex(6));
-    let r = put(json!({ "kind": "webhook", "url": receiver().url(&name) })).await.unwrap();
+    let r = set(json!({ "kind": "webhook", "url": receiver().url(&name) })).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let set: Value = r.json().await.unwrap();
-    let signing = set["signingSecret"].as_str().expect("the signing secret").to_owned();
+    let effective: Value = r.json().await.unwrap();
+    assert_eq!(effective["config"]["audit"]["export"], json!({ "kind": "webhook", "url": receiver().url(&name) }));
+    let set_at = Instant::now();
+    let shown = eventually("the export follows the configuration", || status(secret.clone())).await;
+    let followed_in = set_at.elapsed();
+    assert!(followed_in < Duration::from_secs(2), "the exporter took {followed_in:?} to follow the setting");
+    assert_eq!((&shown["kind"], &shown["url"]), (&json!("webhook"), &json!(receiver().url(&name))));
+    let signing = shown["signingSecret"].as_str().expect("the signing secret").to_owned();
     assert!(signing.starts_with("whsec_"));
-    assert_eq!((&set["kind"], &set["url"]), (&json!("webhook"), &json!(receiver().url(&name))));
-    let shown = http.get(&url).bearer_auth(secret).send().await.unwrap().text().await.unwrap();
-    assert!(!shown.contains(&signing) && !shown.contains("signingSecret"), "{shown}");
+    let reader = anno_client::anno_api::auth::CreateKeyRequest {
+        name: "reader".into(),
+        scopes: [anno_tenancy::Scope::AuditRead, anno_tenancy::Scope::ConfigWrite].into_iter().collect(),
+        expires_at: None,
+    };
+    let reader = p.client(secret).create_key(&reader).await.unwrap().secret;
+    let seen = status(reader.clone()).await.expect("a reader sees the export");
+    assert!(seen.get("signingSecret").is_none(), "{seen}");
+    assert!(!seen.to_string().contains(&signing));
 
     let request_id = format!("req-export-{}", random_hex(6));
-    let r = http.get(format!("{}/v1/me", p.url())).bearer_auth(secret).header("x-request-id", &request_id);
-    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK);
-    let (name, request_id) = (&name, &request_id);
-    let delivered = eventually("a webhook delivery with the call", || async move {
-        receiver().hits(name).into_iter().find(|hit| {
-            hit.answered == StatusCode::OK
-                && serde_json::from_slice::<Value>(&hit.body).is_ok_and(|body| {
-                    body["data"].as_array().is_some_and(|d| d.iter().any(|r| r["event"]["requestId"] == *request_id))
-                })
-        })
-    })
-    .await;
+    call(request_id.clone()).await;
+    let delivery_with = |request_id: String| {
+        let name = name.clone();
+        async move {
+            receiver().hits(&name).into_iter().find(|hit| {
+                hit.answered == StatusCode::OK
+                    && serde_json::from_slice::<Value>(&hit.body).is_ok_and(|body| {
+                        body["data"]
+                            .as_array()
+                            .is_some_and(|d| d.iter().any(|r| r["event"]["requestId"] == *request_id))
+                    })
+            })
+        }
+    };
+    let delivered = eventually("a webhook delivery with the call", || delivery_with(request_id.clone())).await;
     let header = delivered.signature.expect("an Anno-Signature header");
     let now = anno_tenancy::now_ms() / 1000;
     assert!(anno_audit::webhook::verify_signature(&signing, &header, &delivered.body, now, 300), "{header}");
@@ -371,7 +405,7 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
     let body: Value = serde_json::from_slice(&delivered.body).unwrap();
     assert_eq!(body["tenantId"], a.tenant.id.as_str());
     assert!(body["data"].as_array().unwrap().iter().all(|r| r["event"]["tenantId"] == a.tenant.id.as_str()));
-    let hits = receiver().hits(name);
+    let hits = receiver().hits(&name);
     assert_eq!(hits[0].answered, StatusCode::SERVICE_UNAVAILABLE, "the first delivery failed…");
     let ids = |hit: &Hit| -> Vec<String> {
         let body: Value = serde_json::from_slice(&hit.body).unwrap_or_default();
@@ -380,22 +414,69 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
     };
     let (failed, retried) = (ids(&hits[0]), ids(&hits[1]));
     assert!(!failed.is_empty() && failed.iter().all(|id| retried.contains(id)), "…and its events came again");
-    let (http, url) = (&http, &url);
-    let status: Value = eventually("the export's status", || async move {
-        let status: Value = http.get(url).bearer_auth(secret).send().await.ok()?.json().await.ok()?;
+    let healthy = eventually("the export's status", || async {
+        let status = status(secret.clone()).await?;
         (status["failures"] == 0 && status["deliveredSeq"].as_i64() > Some(0)).then_some(status)
     })
     .await;
-    assert!(status["lastDeliveredAt"].is_string(), "{status}");
+    assert!(healthy["lastDeliveredAt"].is_string(), "{healthy}");
 
-    // A JSON Lines file in the operator's directory.
-    let r = put(json!({ "kind": "file" })).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let set: Value = r.json().await.unwrap();
-    assert_eq!((&set["kind"], set.get("signingSecret")), (&json!("file"), None));
+    // A new signing secret is used from the next delivery on; rolling it takes `keys:write`.
+    let roll = format!("{url}/secret");
+    assert_eq!(http.post(&roll).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let rolled: Value = http.post(&roll).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
+    let new_signing = rolled["signingSecret"].as_str().expect("the new secret").to_owned();
+    assert_ne!(new_signing, signing);
+    let request_id = format!("req-rolled-{}", random_hex(6));
+    call(request_id.clone()).await;
+    let delivered = eventually("a delivery after the roll", || delivery_with(request_id.clone())).await;
+    let header = delivered.signature.expect("an Anno-Signature header");
+    let now = anno_tenancy::now_ms() / 1000;
+    assert!(anno_audit::webhook::verify_signature(&new_signing, &header, &delivered.body, now, 300), "{header}");
+
+    // Changing where the trail goes takes `audit:read` as well as `config:write`.
+    let writer = anno_client::anno_api::auth::CreateKeyRequest {
+        name: "writer".into(),
+        scopes: [anno_tenancy::Scope::ConfigWrite].into_iter().collect(),
+        expires_at: None,
+    };
+    let writer = p.client(secret).create_key(&writer).await.unwrap().secret;
+    let r = http
+        .patch(&config)
+        .bearer_auth(&writer)
+        .json(&json!({ "audit": { "export": { "kind": "file" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // An address the platform may not reach is refused when delivering, and the status says so.
+    assert_eq!(
+        set(json!({ "kind": "webhook", "url": "https://169.254.169.254/latest" })).await.unwrap().status(),
+        StatusCode::OK
+    );
+    eventually("the new URL followed", || async {
+        status(secret.clone()).await.filter(|s| s["url"] == "https://169.254.169.254/latest")
+    })
+    .await;
+    call(format!("req-refused-{}", random_hex(6))).await;
+    let refused = eventually("the refused delivery", || async {
+        status(secret.clone()).await.filter(|s| s["failures"].as_i64() > Some(0))
+    })
+    .await;
+    assert!(refused["lastError"].as_str().is_some_and(|e| e.contains("refused")), "{refused}");
+
+    // A JSON Lines file in the operator's directory. The change is a merge
+    // patch: the webhook's URL goes with a `null`.
+    assert_eq!(set(json!({ "kind": "file" })).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(set(json!({ "kind": "file", "url": null })).await.unwrap().status(), StatusCode::OK);
+    let file_set = eventually("the file export followed", || async {
+        status(secret.clone()).await.filter(|s| s["kind"] == "file")
+    })
+    .await;
+    assert!(file_set.get("signingSecret").is_none() && file_set.get("url").is_none_or(Value::is_null), "{file_set}");
     let request_id = format!("req-file-{}", random_hex(6));
-    let r = http.get(format!("{}/v1/me", p.url())).bearer_auth(secret).header("x-request-id", &request_id);
-    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK);
+    call(request_id.clone()).await;
     let dir = p.config().audit.file_sink_dir.clone().expect("the tests configure a file sink");
     let file = anno_audit::file_path(&dir, &a.tenant.id);
     let (file, request_id) = (&file, &request_id);
@@ -407,17 +488,11 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
     .await;
     assert!(lines.iter().all(|r| r["event"]["tenantId"] == a.tenant.id.as_str() && r["hash"].is_string()));
 
-    // Setting an export takes `keys:write`; removing it stops it.
-    let reader = anno_client::anno_api::auth::CreateKeyRequest {
-        name: "reader".into(),
-        scopes: [anno_tenancy::Scope::AuditRead].into_iter().collect(),
-        expires_at: None,
-    };
-    let reader = p.client(secret).create_key(&reader).await.unwrap();
-    let r = http.put(url).bearer_auth(&reader.secret).json(&json!({ "kind": "file" })).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(http.get(url).bearer_auth(&reader.secret).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(http.delete(url).bearer_auth(secret).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(http.get(url).bearer_auth(secret).send().await.unwrap().status(), StatusCode::NOT_FOUND);
-    assert_eq!(http.delete(url).bearer_auth(secret).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    // Removing the setting stops the export.
+    assert_eq!(set(Value::Null).await.unwrap().status(), StatusCode::OK);
+    eventually("the export removed", || async {
+        let r = http.get(url).bearer_auth(secret).send().await.ok()?;
+        (r.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
 }

@@ -106,6 +106,33 @@ async fn services_refuse_requests_without_an_internal_token() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = http.get(format!("{tenant_url}/v1/admin/tenants")).bearer_auth(token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Every tenant's export setting is for the platform's own services only.
+    let exports = format!("{config_url}/internal/v1/config/audit-exports");
+    let r = http.get(&exports).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a tenant's token");
+    // A service proves itself with the service secret, and nothing else does.
+    let service_token = |credential: &str| {
+        http.post(format!("{auth_url}/internal/v1/service-token"))
+            .bearer_auth(credential)
+            .json(&serde_json::json!({"service": "tenant"}))
+            .send()
+    };
+    for wrong in [ADMIN_KEY, t.api_key.secret.as_str(), "test-service-secret-0123456789abcdefghijklmnoq"] {
+        assert_eq!(service_token(wrong).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let issued: serde_json::Value = service_token(crate::harness::SERVICE_SECRET).await.unwrap().json().await.unwrap();
+    let service = issued["token"].as_str().expect("a service token");
+    let r = http.get(&exports).bearer_auth(service).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed: serde_json::Value = r.json().await.unwrap();
+    assert!(listed["seq"].is_i64() && listed["exports"].is_array(), "{listed}");
+    // It acts for no tenant, and the edge does not take it.
+    let r = http.get(format!("{config_url}/internal/v1/config")).bearer_auth(service).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http.get(format!("{tenant_url}/v1/admin/tenants")).bearer_auth(service).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http.get(format!("{}/v1/me", p.url())).bearer_auth(service).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     p.finish().await;
 }
 

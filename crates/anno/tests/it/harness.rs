@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghij";
 const PEPPER: &str = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz";
+pub const SERVICE_SECRET: &str = "test-service-secret-0123456789abcdefghijklmnop";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -170,6 +171,7 @@ impl Platform {
         env.push(("ANNO_REDIS_URL".into(), anno_bus::testing::redis_url()));
         env.push(("ANNO_BUS_NAMESPACE".into(), format!("anno-it-{}", random_hex(6))));
         env.push(("ANNO_KEY_PEPPER".into(), PEPPER.into()));
+        env.push(("ANNO_SERVICE_SECRET".into(), SERVICE_SECRET.into()));
         let config = Config::load_from(None, &Overrides::default(), env).expect("test configuration");
         let mut running = Vec::new();
         let mut services = Vec::new();

@@ -98,7 +98,7 @@ gateway auth tenant config core
 
 {{/*
 The Secret holding one secret value, by its values key (databaseUrl, redisUrl,
-keyPepper, adminKey): its own existingSecret, else secrets.existingSecret.
+keyPepper, serviceSecret, adminKey): its own existingSecret, else secrets.existingSecret.
 */}}
 {{- define "anno.secretName" -}}
 {{- $item := index .root.Values.secrets .secret }}
@@ -116,16 +116,17 @@ keyPepper, adminKey): its own existingSecret, else secrets.existingSecret.
 
 {{/*
 The secret values one component needs: distributed, each service its own; embedded,
-the key pepper and admin key only when a Secret is named for them.
+the key pepper, service secret and admin key only when a Secret is named for them.
 */}}
 {{- define "anno.componentSecrets" -}}
 {{- $root := .root }}
 {{- if eq .component "gateway" }}redisUrl
-{{- else if eq .component "auth" }}databaseUrl redisUrl keyPepper adminKey
-{{- else if has .component (list "tenant" "config" "core") }}databaseUrl redisUrl
+{{- else if eq .component "auth" }}databaseUrl redisUrl keyPepper serviceSecret adminKey
+{{- else if eq .component "tenant" }}databaseUrl redisUrl serviceSecret
+{{- else if has .component (list "config" "core") }}databaseUrl redisUrl
 {{- else if eq .component "migrate" }}databaseUrl
 {{- else if eq .component "embedded" }}
-{{- range $secret := list "keyPepper" "adminKey" }}
+{{- range $secret := list "keyPepper" "serviceSecret" "adminKey" }}
 {{- if include "anno.secretName" (dict "root" $root "secret" $secret) }} {{ $secret }}{{ end }}
 {{- end }}
 {{- end }}

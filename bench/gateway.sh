@@ -32,7 +32,8 @@
 #                      gateway's peak (default 0.5; the first one gives the ratios)
 #   BENCH_OUT          directory for the raw results (default target/bench)
 #   BENCH_PROFILE=1    after the measured arms, profile the gateway arm at peak with
-#                      perf (call graphs of the gateway's process) into BENCH_OUT
+#                      perf (call graphs of the gateway's process) into BENCH_OUT;
+#                      BENCH_PROFILE_ARM=direct|nginx profiles core's under that arm
 #   ANNO_BIN           an anno binary to measure instead of building target/release/anno
 #   ANNO_BENCH_POSTGRES_URL  default postgres://postgres@127.0.0.1:5432/postgres
 #   ANNO_BENCH_REDIS_URL     default redis://127.0.0.1:6379
@@ -560,12 +561,14 @@ profile() {
         log "perf is not installed: no profile"
         return
     }
-    local data="$OUT/perf-$SHAPE-$STAMP.data" report="$OUT/perf-$SHAPE-$STAMP.txt" pid
+    local arm=${BENCH_PROFILE_ARM:-gateway}
+    local data="$OUT/perf-$SHAPE-$arm-$STAMP.data" report="$OUT/perf-$SHAPE-$arm-$STAMP.txt" pid
     pid=${COMPONENT[gateway]:-${COMPONENT[anno]}}
-    log "$SHAPE: profiling the gateway arm at peak (perf, ${DURATION} s, pid $pid)"
-    arm_headers gateway
+    [ "$arm" = gateway ] || pid=${COMPONENT[core]:-${COMPONENT[anno]}}
+    log "$SHAPE: profiling the $arm arm at peak (perf, ${DURATION} s, pid $pid)"
+    arm_headers "$arm"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + 2))s" -s "$ROOT/bench/wrk-report.lua" "${HEADERS[@]}" \
-        "$(arm_url gateway)" >/dev/null &
+        "$(arm_url "$arm")" >/dev/null &
     local load=$!
     sleep 1
     # shellcheck disable=SC2086 # BENCH_PERF_ARGS is a list of arguments
@@ -573,7 +576,7 @@ profile() {
         >/dev/null 2>&1 || true
     wait "$load" || true
     {
-        echo "# perf: $SHAPE, the gateway's process under the gateway arm at peak, $METHOD $ROUTE_PATH"
+        echo "# perf: $SHAPE, pid $pid under the $arm arm at peak, $METHOD $ROUTE_PATH"
         echo "# by shared object (self)"
         perf_table "$data" "--no-children --sort dso" 8
         echo

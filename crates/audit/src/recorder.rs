@@ -11,6 +11,9 @@ pub const STREAM: &str = "audit";
 
 /// Most events sent to Redis in one round trip.
 const BATCH: usize = 256;
+/// How long the sender lets events gather before it sends them: one Redis
+/// round trip for all of them rather than one per call under load.
+const LINGER: Duration = Duration::from_millis(5);
 /// Attempts at sending a batch before its events are given up.
 const ATTEMPTS: u32 = 5;
 
@@ -69,7 +72,7 @@ impl Recorder {
 /// what queued meanwhile, so an outage holds at most a few seconds of events.
 async fn send(bus: Bus, mut rx: mpsc::UnboundedReceiver<String>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    while anno_bus::next_batch(&mut rx, &mut batch, BATCH, LINGER).await > 0 {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
             match bus.append_many(STREAM, &batch).await {

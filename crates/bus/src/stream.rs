@@ -133,20 +133,33 @@ impl Bus {
     }
 }
 
+/// Waits for an entry, then lets more gather for `linger`, up to `max` in
+/// `batch`; 0 when the queue closed empty. It sleeps while they gather:
+/// waiting on the queue instead would wake the task for every entry.
+pub async fn next_batch<T>(
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    linger: Duration,
+) -> usize {
+    if rx.recv_many(batch, max).await == 0 {
+        return 0;
+    }
+    if batch.len() < max {
+        tokio::time::sleep(linger).await;
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+    }
+    batch.len()
+}
+
 async fn consume_local(mut rx: mpsc::UnboundedReceiver<Entry>, handler: Handler) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if batch.len() < BATCH {
-            let fill = async {
-                loop {
-                    let room = BATCH - batch.len();
-                    if room == 0 || rx.recv_many(&mut batch, room).await == 0 {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(LINGER, fill).await;
-        }
+    while next_batch(&mut rx, &mut batch, BATCH, LINGER).await > 0 {
         let mut backoff = Duration::from_millis(50);
         // Retried until stored: the queue is the only copy.
         while let Err(e) = handler(batch.clone()).await {

@@ -2,7 +2,7 @@
 //! `code` and the `requestId`. Every service answers failures through [`ApiError`].
 
 mod extract;
-mod request_id;
+pub mod request_id;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 pub use request_id::{RequestId, current_request_id, with_request_id};

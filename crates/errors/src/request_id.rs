@@ -41,13 +41,26 @@ fn anno_id() -> String {
 
 /// Middleware: sets the request id (header, extension, task-local) and echoes it.
 pub async fn with_request_id(mut request: Request, next: Next) -> Response {
+    let (id, echoed) = assign(&mut request);
+    let mut response = in_scope(id, next.run(request)).await;
+    response.headers_mut().insert(HEADER, echoed);
+    response
+}
+
+/// Gives a request its id (the header, as it will be echoed, and the
+/// [`RequestId`] extension): what [`with_request_id`] does first, for a stack
+/// that does it inside a middleware of its own.
+pub fn assign(request: &mut Request) -> (String, HeaderValue) {
     let id = accept_or_generate(request.headers().get(HEADER));
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(HEADER, value.clone());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
-    response.headers_mut().insert(HEADER, value);
-    response
+    (id, value)
+}
+
+/// Runs the handling of a request with `id` as [`current_request_id`].
+pub async fn in_scope<F: std::future::Future<Output = Response>>(id: String, handling: F) -> Response {
+    REQUEST_ID.scope(id, handling).await
 }
 
 #[cfg(test)]

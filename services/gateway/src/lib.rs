@@ -19,6 +19,7 @@ use anno_api::config::{ConfigCache, ConfigClient};
 use anno_api::tenant::TenantClient;
 use anno_api::transport::Transport;
 use anno_bus::Bus;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const SERVICE: &str = "gateway";
@@ -51,8 +52,20 @@ pub struct Upstreams {
     pub core: Transport,
 }
 
+/// What every route handler shares; cloned for each request (axum hands each
+/// handler its own copy), so one reference count rather than a copy of each part.
 #[derive(Clone)]
-pub struct GatewayState {
+pub struct GatewayState(Arc<Shared>);
+
+impl std::ops::Deref for GatewayState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     authn: Authenticator,
     upstreams: Upstreams,
     bus: Bus,
@@ -74,7 +87,7 @@ impl GatewayState {
         let idempotency = idempotency::Idempotency::new(&bus);
         let config = ConfigClient(anno_api::client::ServiceClient::new("config", upstreams.config.clone()));
         let config = ConfigCache::new(config, &bus, settings.config_check_interval);
-        GatewayState { authn, upstreams, bus, limits, idempotency, config, settings }
+        GatewayState(Arc::new(Shared { authn, upstreams, bus, limits, idempotency, config, settings }))
     }
 
     pub fn authenticator(&self) -> &Authenticator {

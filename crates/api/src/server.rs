@@ -1,6 +1,7 @@
 //! The router scaffolding every service shares: health routes, fallbacks and the
 //! middleware stack, written down once.
 
+use crate::transport::InProcess;
 use anno_errors::{ApiError, request_id};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -65,6 +66,9 @@ impl Default for Limits {
 ///
 /// 1–5 are one middleware: each `from_fn` layer boxes and clones the rest of
 /// the stack on every request, which was a measurable share of a proxied call.
+/// A call from another service in the same process ([`InProcess`]) skips 1–5:
+/// the caller's stack did them, and the callee runs inside the caller's request
+/// (its id, its span, its limits).
 pub fn finish(service: &'static str, routes: Router, readiness: Readiness, limits: Limits) -> Router {
     let ready = move || {
         let readiness = readiness.clone();
@@ -101,6 +105,9 @@ struct Bounds {
 
 /// Steps 1–5 of [`finish`]'s stack.
 async fn around(State(bounds): State<Bounds>, mut request: Request, next: Next) -> Response {
+    if request.extensions().get::<InProcess>().is_some() {
+        return next.run(request).await;
+    }
     let (id, echoed) = request_id::assign(&mut request);
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let route = route.as_deref().unwrap_or("unmatched");

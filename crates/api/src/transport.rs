@@ -18,9 +18,19 @@ use tower::util::BoxCloneSyncService;
 /// kind of failure.
 pub type Transport = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
+/// Marks a request one service makes of another in the same process: the
+/// callee's middleware stack leaves to the caller's what it already did (the
+/// request id, span, metrics, body and time limits; see
+/// [`crate::server::finish`]).
+#[derive(Clone, Copy, Debug)]
+pub struct InProcess;
+
 /// The other service's router, called in process.
 pub fn in_process(router: Router) -> Transport {
-    BoxCloneSyncService::new(router)
+    BoxCloneSyncService::new(tower::util::MapRequest::new(router, |mut request: Request<Body>| {
+        request.extensions_mut().insert(InProcess);
+        request
+    }))
 }
 
 /// The other service over HTTP at `base` (e.g. `http://auth:5214`).

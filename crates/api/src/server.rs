@@ -166,3 +166,47 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// A router whose one route answers with the request id its handler sees.
+    fn echo() -> Router {
+        let routes = Router::new()
+            .route("/id", get(|| async { anno_errors::current_request_id().unwrap_or_else(|| "none".to_owned()) }));
+        finish("test", routes, Readiness::new(|| async { Ok(()) }), Limits::default())
+    }
+
+    async fn call<S>(service: S) -> (Option<String>, String)
+    where
+        S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+    {
+        let request = Request::builder().uri("/id").body(Body::empty()).expect("a request");
+        let response = service.oneshot(request).await.unwrap_or_else(|never| match never {});
+        let header = response.headers().get(request_id::HEADER).map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.expect("the body");
+        (header, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_in_process_call_runs_inside_the_callers_request() {
+        // Called on its own, the stack gives the request an id and echoes it.
+        let (header, seen) = call(echo()).await;
+        assert!(seen.starts_with("req_"), "{seen}");
+        assert_eq!(header.as_deref(), Some(seen.as_str()));
+        // Called in process from within a request, the callee keeps the
+        // caller's id and adds no header of its own.
+        let inner = transport::in_process(echo());
+        let answer = request_id::in_scope("req-caller".to_owned(), async move {
+            let (header, seen) = call(inner).await;
+            Response::new(Body::from(format!("{header:?} {seen}")))
+        })
+        .await;
+        let body = axum::body::to_bytes(answer.into_body(), 1024).await.expect("the body");
+        assert_eq!(String::from_utf8_lossy(&body), "None req-caller");
+    }
+}

@@ -2,17 +2,15 @@
 //!
 //! - Logs: `RUST_LOG` filter (default `info`), JSON lines when asked or when not on a
 //!   terminal, readable text otherwise.
-//! - Metrics: one Prometheus registry; [`http_metrics`] records every request by
+//! - Metrics: one Prometheus registry; [`observe_http`] records every request by
 //!   service, method, matched route and status; [`metrics_handler`] serves them.
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -116,23 +114,8 @@ fn http() -> &'static HttpMetrics {
     })
 }
 
-/// Middleware recording request count and latency. State: the service name.
-/// The route label is the matched route template, never the raw path.
-pub async fn http_metrics(State(service): State<&'static str>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().clone();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    observe_http(service, &method, &route, response.status(), started.elapsed());
-    response
-}
-
-/// Records one request handled: what [`http_metrics`] does, for a stack that
-/// does it inside a middleware of its own. `route` is the matched template.
+/// Records one request handled, by the service's middleware stack. The route
+/// label is the matched route template, never the raw path.
 pub fn observe_http(service: &str, method: &Method, route: &str, status: StatusCode, took: Duration) {
     let labels = [service, method.as_str(), route, status.as_str()];
     let metrics = http();

@@ -116,6 +116,9 @@ enum BenchCommand {
     /// tenants' configuration (p50/p99 from sending the change to each
     /// replica having it), embedded or over Postgres and Redis.
     Propagation(crate::bench::propagation::PropagationArgs),
+    /// What storing the audit trail costs: events/s and CPU time an event of
+    /// appending gateway-like events to their hash chains, on SQLite or Postgres.
+    Audit(crate::bench::audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -159,6 +162,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Propagation(args)) => {
             print!("{}", crate::bench::propagation::run(&args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Audit(args)) => {
+            print!("{}", crate::bench::audit::run(&args).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Extract(args)) => {

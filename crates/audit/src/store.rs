@@ -7,7 +7,7 @@ use anno_store::{Backend, Db, Migration, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The schema (Postgres) or file (SQLite) the trail lives in.
 pub const SCHEMA: &str = "audit";
@@ -20,9 +20,9 @@ const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, ro
 
 /// Values bound per stored row: [`COLUMNS`] and `stored_at`.
 const INSERT_COLUMNS: usize = 21;
-/// Rows per `INSERT`, well within the bind limits of SQLite (32,766) and
-/// Postgres (65,535).
-const INSERT_ROWS: usize = 200;
+/// Rows per `INSERT` at most (a power of two), well within the bind limits of
+/// SQLite (32,766) and Postgres (65,535).
+const INSERT_ROWS: usize = 256;
 
 /// Rows read per query while verifying.
 const VERIFY_PAGE: i64 = 500;
@@ -110,51 +110,84 @@ impl AuditStore {
             return Ok(Vec::new());
         }
         let now = anno_tenancy::now_ms();
-        let lock = if self.db.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let backend = self.db.backend();
+        // Every list in a statement is padded to a size from a short series
+        // (repeats change nothing), so the statements are few and prepared once
+        // per connection rather than once per batch size.
+        let names: Vec<&str> = by_chain.keys().map(Chain::as_str).collect();
+        let names = padded(&names);
         let mut tx = self.db.pool().begin().await?;
-        let mut grown = Vec::new();
+        // New chains' heads first: writing first takes SQLite's write lock
+        // before anything is read.
+        let mut params = Params::new(backend);
+        let rows = names.iter().map(|_| format!("({}, 0, {}, {})", params.next(), params.next(), params.next()));
+        let sql = format!(
+            "INSERT INTO audit_chains (chain, seq, hash, updated_at) VALUES {} ON CONFLICT (chain) DO NOTHING",
+            rows.collect::<Vec<_>>().join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for name in &names {
+            query = query.bind(*name).bind(GENESIS).bind(now);
+        }
+        query.execute(&mut *tx).await?;
+        // The heads, locked in chain order (Postgres): every consumer takes
+        // them in the same order.
+        let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT chain, seq, hash FROM audit_chains WHERE chain IN ({}) ORDER BY chain{lock}",
+            Params::new(backend).list(names.len())
+        );
+        let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
+        for name in &names {
+            query = query.bind(*name);
+        }
+        let heads: HashMap<String, (i64, String)> =
+            query.fetch_all(&mut *tx).await?.into_iter().map(|(chain, seq, hash)| (chain, (seq, hash))).collect();
+        let ids: Vec<&str> = by_chain.values().flatten().map(|e| e.id.as_str()).collect();
+        let ids = padded(&ids);
+        let sql = format!("SELECT id FROM audit_events WHERE id IN ({})", Params::new(backend).list(ids.len()));
+        let mut query = sqlx::query_as::<_, (String,)>(&sql);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        let stored: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
+        let (mut records, mut grown) = (Vec::new(), Vec::new());
         for (chain, events) in by_chain {
-            let name = chain.as_str();
-            // Writing first takes SQLite's write lock before anything is read.
-            sqlx::query(
-                "INSERT INTO audit_chains (chain, seq, hash, updated_at) VALUES ($1, 0, $2, $3) ON CONFLICT (chain) DO NOTHING",
-            )
-            .bind(name)
-            .bind(GENESIS)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let (seq, hash): (i64, String) =
-                sqlx::query_as(&format!("SELECT seq, hash FROM audit_chains WHERE chain = $1{lock}"))
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let backend = self.db.backend();
-            let placeholders = (1..=events.len()).map(|n| backend.placeholder(n)).collect::<Vec<_>>().join(", ");
-            let sql = format!("SELECT id FROM audit_events WHERE id IN ({placeholders})");
-            let mut stored = sqlx::query_as::<_, (String,)>(&sql);
-            for event in &events {
-                stored = stored.bind(event.id.as_str());
-            }
-            let stored: HashSet<String> = stored.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
             let fresh: Vec<AuditEvent> = events.into_iter().filter(|e| !stored.contains(&e.id)).collect();
             if fresh.is_empty() {
                 continue;
             }
-            let records = chain::extend(name, (seq, &hash), fresh);
-            for rows in records.chunks(INSERT_ROWS) {
-                insert(&mut tx, backend, name, rows, now).await?;
-            }
-            if let Some(last) = records.last() {
-                sqlx::query("UPDATE audit_chains SET seq = $1, hash = $2, updated_at = $3 WHERE chain = $4")
-                    .bind(last.seq)
-                    .bind(&last.hash)
-                    .bind(now)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let Some((seq, hash)) = heads.get(chain.as_str()) else {
+                return Err(StoreError::Other(format!("the head of chain {} was not found", chain.as_str())));
+            };
+            records.push((chain.as_str().to_owned(), chain::extend(chain.as_str(), (*seq, hash), fresh)));
             grown.push(chain);
+        }
+        let rows: Vec<(&str, &AuditRecord)> =
+            records.iter().flat_map(|(chain, records)| records.iter().map(move |r| (chain.as_str(), r))).collect();
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(chunk_size(rest.len()));
+            insert(&mut tx, backend, chunk, now).await?;
+            rest = after;
+        }
+        let heads: Vec<(&str, &AuditRecord)> =
+            records.iter().filter_map(|(chain, records)| Some((chain.as_str(), records.last()?))).collect();
+        if !heads.is_empty() {
+            let heads = padded(&heads);
+            let mut params = Params::new(backend);
+            let at = params.next();
+            let rows: Vec<String> = heads.iter().map(|_| params.row(3)).collect();
+            let sql = format!(
+                "UPDATE audit_chains SET seq = v.column2, hash = v.column3, updated_at = {at} \
+                 FROM (VALUES {}) AS v WHERE audit_chains.chain = v.column1",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for (chain, last) in &heads {
+                query = query.bind(*chain).bind(last.seq).bind(last.hash.as_str());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(grown)
@@ -288,29 +321,22 @@ impl AuditStore {
     }
 }
 
-/// Stores records of one chain with one `INSERT`.
+/// Stores records with one `INSERT`.
 async fn insert(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
-    chain: &str,
-    records: &[AuditRecord],
+    rows: &[(&str, &AuditRecord)],
     now: i64,
 ) -> Result<(), StoreError> {
-    let rows = (0..records.len())
-        .map(|r| {
-            let first = r * INSERT_COLUMNS;
-            let cells: Vec<String> = (first + 1..=first + INSERT_COLUMNS).map(|n| backend.placeholder(n)).collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES {rows}");
+    let mut params = Params::new(backend);
+    let values: Vec<String> = rows.iter().map(|_| params.row(INSERT_COLUMNS)).collect();
+    let sql = format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES {}", values.join(", "));
     let mut query = sqlx::query(&sql);
-    for record in records {
+    for (chain, record) in rows {
         let e = &record.event;
         query = query
             .bind(e.id.as_str())
-            .bind(chain)
+            .bind(*chain)
             .bind(record.seq)
             .bind(e.time.ms())
             .bind(e.actor.kind.as_str())
@@ -333,6 +359,50 @@ async fn insert(
     }
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Numbered placeholders (`$1`, `$2`, …) for Postgres, `?` for SQLite.
+struct Params {
+    backend: Backend,
+    n: usize,
+}
+
+impl Params {
+    fn new(backend: Backend) -> Self {
+        Params { backend, n: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.n += 1;
+        self.backend.placeholder(self.n)
+    }
+
+    /// `count` placeholders, comma-separated.
+    fn list(&mut self, count: usize) -> String {
+        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// One row of `count` placeholders, in parentheses.
+    fn row(&mut self, count: usize) -> String {
+        format!("({})", self.list(count))
+    }
+}
+
+/// `items` with the last repeated up to the next power of two.
+fn padded<T: Copy>(items: &[T]) -> Vec<T> {
+    let mut out = items.to_vec();
+    if let Some(&last) = items.last() {
+        out.resize(items.len().next_power_of_two(), last);
+    }
+    out
+}
+
+/// How many of `left` rows the next `INSERT` takes: the largest power of two
+/// that fits (at most [`INSERT_ROWS`]), so a batch of any size is a few
+/// statements of a few sizes.
+fn chunk_size(left: usize) -> usize {
+    let fits = 1 << (usize::BITS - 1 - left.max(1).leading_zeros());
+    fits.min(INSERT_ROWS)
 }
 
 /// A row back into a record; an error says which value could not be read.
@@ -366,4 +436,33 @@ fn decode(row: &AnyRow) -> Result<AuditRecord, String> {
         response_bytes: unsigned("response_bytes")?,
     };
     Ok(AuditRecord { event, seq: number("seq")?, prev_hash: text("prev_hash")?, hash: text("hash")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_padded_to_powers_of_two_with_their_last_item() {
+        assert_eq!(padded::<u8>(&[]), Vec::<u8>::new());
+        assert_eq!(padded(&[1]), vec![1]);
+        assert_eq!(padded(&[1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(padded(&[0; 200]).len(), 256);
+    }
+
+    #[test]
+    fn inserts_take_the_largest_power_of_two_that_fits() {
+        let chunks = |mut left: usize| {
+            let mut out = Vec::new();
+            while left > 0 {
+                out.push(chunk_size(left));
+                left -= chunk_size(left);
+            }
+            out
+        };
+        assert_eq!(chunks(1), vec![1]);
+        assert_eq!(chunks(200), vec![128, 64, 8]);
+        assert_eq!(chunks(256), vec![256]);
+        assert_eq!(chunks(600), vec![256, 256, 64, 16, 8]);
+    }
 }

@@ -89,6 +89,7 @@ on_both_backends!(
     audit_chain_verifies_and_an_edited_event_is_detected,
     removed_reordered_and_rehashed_events_are_detected,
     storing_is_idempotent_by_event_id,
+    a_batch_of_many_chains_and_any_size_stores_each_event_once,
     concurrent_consumers_extend_one_chain_without_gaps,
     lists_are_per_chain_paged_and_filtered,
     the_consumer_stores_what_the_stream_carries,
@@ -195,6 +196,38 @@ async fn storing_is_idempotent_by_event_id(target: &DatabaseTarget) {
     assert_eq!(records[3].event, new);
     assert!(store.append(Vec::new()).await.unwrap().is_empty());
     assert!(store.verify(None).await.unwrap().is_intact());
+}
+
+/// One batch across chains, of sizes that are not the statements' own (more
+/// rows than one `INSERT` takes, too), with events stored before among them.
+async fn a_batch_of_many_chains_and_any_size_stores_each_event_once(target: &DatabaseTarget) {
+    let store = store_on(target).await;
+    let tenants: Vec<TenantId> = (0..4).map(|_| TenantId::generate()).collect();
+    let earlier = events(Some(&tenants[0]), 10);
+    store.append(earlier.clone()).await.unwrap();
+    let sizes = [37_u16, 5, 1, 300];
+    let mut batch = earlier.clone();
+    for (tenant, n) in tenants.iter().zip(sizes) {
+        batch.extend(events(Some(tenant), n));
+    }
+    batch.extend(events(None, 3));
+    batch.push(batch[12].clone());
+    let grown = store.append(batch).await.unwrap();
+    let mut expected: Vec<Chain> = tenants.iter().cloned().map(Chain::Tenant).collect();
+    expected.push(Chain::Platform);
+    expected.sort();
+    assert_eq!(grown, expected);
+    for (tenant, n) in tenants.iter().zip(sizes) {
+        let chain = Chain::Tenant(tenant.clone());
+        let stored = if tenant == &tenants[0] { usize::from(n) + 10 } else { usize::from(n) };
+        let records = store.records_after(&chain, 0, 1000).await.unwrap();
+        assert_eq!(records.len(), stored, "{tenant}");
+        assert!(records.iter().zip(1..).all(|(r, seq)| r.seq == seq), "{tenant}: seqs run 1, 2, 3…");
+        assert_eq!(store.head(&chain).await.unwrap().map(|(seq, _)| seq), Some(stored as i64));
+    }
+    let report = store.verify(None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events(), 10 + 37 + 5 + 1 + 300 + 3);
 }
 
 async fn concurrent_consumers_extend_one_chain_without_gaps(target: &DatabaseTarget) {

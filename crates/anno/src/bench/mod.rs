@@ -1,6 +1,7 @@
 //! The extraction benchmark: run an extractor over a dataset of fetched pages, time it, and score
 //! its output with the article-extraction metric (see [`score`]).
 
+pub mod audit;
 pub mod dataset;
 pub mod fetch;
 pub mod propagation;
@@ -10,10 +11,40 @@ pub use dataset::Page;
 pub use score::{PageScore, Score};
 
 use anyhow::Context;
+use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// A throwaway database on a Postgres server.
+pub(crate) struct ScratchDatabase {
+    server: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    pub(crate) async fn create(server: &str) -> anyhow::Result<ScratchDatabase> {
+        let name = format!("anno_bench_{}", anno_tenancy::new_id("db").trim_start_matches("db_").to_lowercase());
+        let mut conn = sqlx::PgConnection::connect(server).await.context("connecting to Postgres")?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+        Ok(ScratchDatabase { server: server.to_owned(), name })
+    }
+
+    pub(crate) fn url(&self) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.server)?;
+        url.set_path(&self.name);
+        Ok(url.to_string())
+    }
+
+    pub(crate) async fn drop(self) {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
 
 /// What to benchmark and where to put the output.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! admin's internal token; its time runs from sending it until a replica has
 //! the change (its copy dropped, the change's number known).
 
+use crate::bench::ScratchDatabase;
 use crate::platform;
 use crate::{Config, Overrides, ServiceName};
 use anno_api::auth::AuthClient;
@@ -16,7 +17,6 @@ use anyhow::Context;
 use axum::body::Body;
 use http::{Method, Request, StatusCode, header};
 use serde_json::json;
-use sqlx::Connection;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -83,35 +83,6 @@ impl fmt::Display for PropagationReport {
             writeln!(f, "  {label:<9} p50 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms", p.p50, p.p99, p.max)?;
         }
         Ok(())
-    }
-}
-
-/// A throwaway database on a Postgres server.
-struct ScratchDatabase {
-    server: String,
-    name: String,
-}
-
-impl ScratchDatabase {
-    async fn create(server: &str) -> anyhow::Result<ScratchDatabase> {
-        let name = format!("anno_bench_{}", anno_tenancy::new_id("db").trim_start_matches("db_").to_lowercase());
-        let mut conn = sqlx::PgConnection::connect(server).await.context("connecting to Postgres")?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
-        Ok(ScratchDatabase { server: server.to_owned(), name })
-    }
-
-    fn url(&self) -> anyhow::Result<String> {
-        let mut url = url::Url::parse(&self.server)?;
-        url.set_path(&self.name);
-        Ok(url.to_string())
-    }
-
-    async fn drop(self) {
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.server).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
-        }
     }
 }
 

@@ -496,3 +496,22 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
     })
     .await;
 }
+
+/// `anno bench audit` stores every event it timed, across its tenants' chains,
+/// and they all verify: on SQLite, and on Postgres when it is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_storage_benchmark_stores_and_verifies_what_it_times() {
+    use anno::bench::audit::{AuditArgs, run};
+    let mut args = AuditArgs { events: 700, batch: 64, vary: true, tenants: 3, postgres_url: None };
+    let report = run(&args).await.expect("the benchmark runs on SQLite");
+    assert_eq!((report.backend, report.events), ("sqlite", 700));
+    // Ten full batches of warm-up, then the timed ones.
+    assert_eq!(report.verified, 10 * 64 + 700);
+    assert!(report.batches > 700 / 64, "varied batches are smaller than --batch: {}", report.batches);
+    assert!(report.to_string().contains("every chain verified"), "{report}");
+    if anno_store::testing::postgres_available().await {
+        args.postgres_url = Some(anno_store::testing::postgres_url());
+        let report = run(&args).await.expect("the benchmark runs on Postgres");
+        assert_eq!((report.backend, report.verified), ("postgres", 10 * 64 + 700));
+    }
+}

@@ -20,8 +20,8 @@ const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, ro
 
 /// Values bound per stored row: [`COLUMNS`] and `stored_at`.
 const INSERT_COLUMNS: usize = 21;
-/// Rows per `INSERT` at most (a power of two), well within the bind limits of
-/// SQLite (32,766) and Postgres (65,535).
+/// Rows per `INSERT` at most (a statement size, see [`is_statement_size`]),
+/// well within the bind limits of SQLite (32,766) and Postgres (65,535).
 const INSERT_ROWS: usize = 256;
 
 /// Rows read per query while verifying.
@@ -388,21 +388,27 @@ impl Params {
     }
 }
 
-/// `items` with the last repeated up to the next power of two.
+/// The list lengths statements are made for: the powers of two, and a
+/// consumer's full batch ([`anno_bus::BATCH`]), so that a full batch is one
+/// `INSERT` and its ids one list.
+fn is_statement_size(n: usize) -> bool {
+    n.is_power_of_two() || n == anno_bus::BATCH
+}
+
+/// `items` with the last repeated up to the next statement size.
 fn padded<T: Copy>(items: &[T]) -> Vec<T> {
     let mut out = items.to_vec();
     if let Some(&last) = items.last() {
-        out.resize(items.len().next_power_of_two(), last);
+        let size = (items.len()..).find(|&n| is_statement_size(n)).unwrap_or(items.len());
+        out.resize(size, last);
     }
     out
 }
 
-/// How many of `left` rows the next `INSERT` takes: the largest power of two
-/// that fits (at most [`INSERT_ROWS`]), so a batch of any size is a few
-/// statements of a few sizes.
+/// How many of `left` rows the next `INSERT` takes: the largest statement
+/// size that fits, at most [`INSERT_ROWS`].
 fn chunk_size(left: usize) -> usize {
-    let fits = 1 << (usize::BITS - 1 - left.max(1).leading_zeros());
-    fits.min(INSERT_ROWS)
+    (1..=left.clamp(1, INSERT_ROWS)).rev().find(|&n| is_statement_size(n)).unwrap_or(1)
 }
 
 /// A row back into a record; an error says which value could not be read.
@@ -443,15 +449,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_are_padded_to_powers_of_two_with_their_last_item() {
+    fn lists_are_padded_to_a_statement_size_with_their_last_item() {
         assert_eq!(padded::<u8>(&[]), Vec::<u8>::new());
         assert_eq!(padded(&[1]), vec![1]);
         assert_eq!(padded(&[1, 2, 3]), vec![1, 2, 3, 3]);
-        assert_eq!(padded(&[0; 200]).len(), 256);
+        assert_eq!(padded(&[0; 100]).len(), 128);
+        // A consumer's full batch is a size of its own.
+        assert_eq!(padded(&[0; 150]).len(), anno_bus::BATCH);
+        assert_eq!(padded(&[0; anno_bus::BATCH]).len(), anno_bus::BATCH);
+        assert_eq!(padded(&[0; 300]).len(), 512);
     }
 
     #[test]
-    fn inserts_take_the_largest_power_of_two_that_fits() {
+    fn inserts_take_the_largest_statement_size_that_fits() {
         let chunks = |mut left: usize| {
             let mut out = Vec::new();
             while left > 0 {
@@ -461,7 +471,9 @@ mod tests {
             out
         };
         assert_eq!(chunks(1), vec![1]);
-        assert_eq!(chunks(200), vec![128, 64, 8]);
+        assert_eq!(chunks(200), vec![200]);
+        assert_eq!(chunks(230), vec![200, 16, 8, 4, 2]);
+        assert_eq!(chunks(100), vec![64, 32, 4]);
         assert_eq!(chunks(256), vec![256]);
         assert_eq!(chunks(600), vec![256, 256, 64, 16, 8]);
     }

@@ -9,7 +9,7 @@ mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use stream::{Entry, Handler, next_batch};
+pub use stream::{BATCH, Entry, Handler, next_batch};
 
 use futures::StreamExt;
 use serde::Serialize;

@@ -29,7 +29,8 @@ pub type Handler = Arc<dyn Fn(Vec<Entry>) -> BoxFuture<'static, anyhow::Result<(
 /// The field of a Redis stream entry that holds the payload.
 pub const FIELD: &str = "p";
 
-const BATCH: usize = 200;
+/// Most entries a consumer's handler is given at once.
+pub const BATCH: usize = 200;
 /// How long a consumer that got less than a full batch waits for more before
 /// handing it over: storing costs about the same per batch however small, so
 /// a few milliseconds of delay make the store's work per entry far smaller

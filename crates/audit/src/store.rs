@@ -151,7 +151,7 @@ impl AuditStore {
             query = query.bind(*id);
         }
         let stored: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
-        let (mut records, mut grown) = (Vec::new(), Vec::new());
+        let mut records = Vec::new();
         for (chain, events) in by_chain {
             let fresh: Vec<AuditEvent> = events.into_iter().filter(|e| !stored.contains(&e.id)).collect();
             if fresh.is_empty() {
@@ -160,8 +160,8 @@ impl AuditStore {
             let Some((seq, hash)) = heads.get(chain.as_str()) else {
                 return Err(StoreError::Other(format!("the head of chain {} was not found", chain.as_str())));
             };
-            records.push((chain.as_str().to_owned(), chain::extend(chain.as_str(), (*seq, hash), fresh)));
-            grown.push(chain);
+            let extended = chain::extend(chain.as_str(), (*seq, hash), fresh);
+            records.push((chain, extended));
         }
         let rows: Vec<(&str, &AuditRecord)> =
             records.iter().flat_map(|(chain, records)| records.iter().map(move |r| (chain.as_str(), r))).collect();
@@ -190,7 +190,7 @@ impl AuditStore {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(grown)
+        Ok(records.into_iter().map(|(chain, _)| chain).collect())
     }
 
     /// Events in id (time) order, oldest first.

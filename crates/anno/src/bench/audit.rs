@@ -82,8 +82,10 @@ pub async fn run(args: &AuditArgs) -> anyhow::Result<AuditReport> {
     match &args.postgres_url {
         Some(server) => {
             let database = ScratchDatabase::create(server).await?;
-            let result = async { measure(args, DatabaseTarget::Postgres { url: database.url()? }, "postgres").await };
-            let result = result.await;
+            let result = match database.url() {
+                Ok(url) => measure(args, DatabaseTarget::Postgres { url }, "postgres").await,
+                Err(e) => Err(e),
+            };
             database.drop().await;
             result
         }

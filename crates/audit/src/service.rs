@@ -16,7 +16,7 @@ use anno_api::{Page, PageQuery, page_from_rows};
 use anno_bus::{Bus, Entry, Handler};
 use anno_errors::{ApiError, ApiQuery, ApiResult};
 use anno_fetch::Resolver;
-use anno_store::Db;
+use anno_store::{Db, StoreError};
 use anno_tenancy::{Scope, parse_rfc3339};
 use axum::extract::{FromRef, State};
 use axum::routing::{get, post};
@@ -223,7 +223,10 @@ async fn page(
         until_ms: time_param("until", until)?,
         limit: page.limit() + 1,
     };
-    let rows = state.inner.store.list(&filter).await?;
+    let rows = state.inner.store.list(&filter).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::bad_request("invalid_query", "cursor: not an event of this trail".to_owned()),
+        e => e.into(),
+    })?;
     Ok(page_from_rows(rows, page.limit(), |r| r.event.id.clone()))
 }
 

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// The schema (Postgres) or file (SQLite) the trail lives in.
 pub const SCHEMA: &str = "audit";
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
+    Migration { version: 2, name: "chain_order", sql: include_str!("../migrations/0002_chain_order.sql") },
+];
 
 const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, route, path, status, latency_ms, \
      client_ip, user_agent, request_id, request_digest, request_bytes, response_digest, response_bytes, prev_hash, hash";
@@ -32,7 +34,8 @@ const VERIFY_PAGE: i64 = 500;
 pub struct ListFilter {
     /// One chain; all when none (admins).
     pub chain: Option<Chain>,
-    /// Events after this id (the cursor).
+    /// Events after this one (the cursor, an event id): in id order across
+    /// chains, in chain (seq) order within one.
     pub after: Option<String>,
     /// From this time on (inclusive).
     pub since_ms: Option<i64>,
@@ -193,7 +196,12 @@ impl AuditStore {
         Ok(records.into_iter().map(|(chain, _)| chain).collect())
     }
 
-    /// Events in id (time) order, oldest first.
+    /// One chain's events in chain order, or every chain's in id (time)
+    /// order; oldest first. Within a chain the cursor is read as the event's
+    /// place in it, so an event stored after a page was read comes on a
+    /// later page even when its id sorts earlier (ids are made where calls
+    /// are served, seqs where events are stored). A cursor that is not an
+    /// event of the chain is [`StoreError::NotFound`].
     #[tracing::instrument(skip_all)]
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let mut conditions = Vec::new();
@@ -202,12 +210,28 @@ impl AuditStore {
             binds.push(bind);
             conditions.push(format!("{sql} ${}", binds.len()));
         };
-        if let Some(chain) = &filter.chain {
-            condition("chain =", Bind::Text(chain.as_str().to_owned()));
-        }
-        if let Some(after) = &filter.after {
-            condition("id >", Bind::Text(after.clone()));
-        }
+        let order = match &filter.chain {
+            Some(chain) => {
+                condition("chain =", Bind::Text(chain.as_str().to_owned()));
+                if let Some(after) = &filter.after {
+                    let seq: Option<(i64,)> =
+                        sqlx::query_as("SELECT seq FROM audit_events WHERE id = $1 AND chain = $2")
+                            .bind(after.as_str())
+                            .bind(chain.as_str())
+                            .fetch_optional(self.db.pool())
+                            .await?;
+                    let (seq,) = seq.ok_or(StoreError::NotFound)?;
+                    condition("seq >", Bind::Int(seq));
+                }
+                "seq"
+            }
+            None => {
+                if let Some(after) = &filter.after {
+                    condition("id >", Bind::Text(after.clone()));
+                }
+                "id"
+            }
+        };
         if let Some(since) = filter.since_ms {
             condition("time_ms >=", Bind::Int(since));
         }
@@ -216,7 +240,8 @@ impl AuditStore {
         }
         let filter_sql =
             if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-        let sql = format!("SELECT {COLUMNS} FROM audit_events{filter_sql} ORDER BY id LIMIT {}", filter.limit.max(1));
+        let sql =
+            format!("SELECT {COLUMNS} FROM audit_events{filter_sql} ORDER BY {order} LIMIT {}", filter.limit.max(1));
         let mut query = sqlx::query(&sql);
         for bind in binds {
             query = match bind {

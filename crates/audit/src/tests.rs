@@ -278,6 +278,23 @@ async fn lists_are_per_chain_paged_and_filtered(target: &DatabaseTarget) {
     assert_eq!(times, [a_events[1].time, a_events[2].time]);
     let all = store.list(&ListFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(all.len(), 7);
+
+    // An event made before the last one read but stored after it (another
+    // gateway's, delivered late) is on the next page, not skipped.
+    let mut late = events(Some(&a), 1).remove(0);
+    late.id = format!("{}0", a_events[0].id);
+    assert!(late.id < a_events[4].id);
+    store.append(vec![late.clone()]).await.unwrap();
+    let after = Some(a_events[4].id.clone());
+    let next = store.list(&ListFilter { chain: chain.clone(), after, limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(next.iter().map(|r| (r.event.id.as_str(), r.seq)).collect::<Vec<_>>(), [(late.id.as_str(), 6)]);
+    // A cursor from another chain, or from nowhere, is refused.
+    for cursor in
+        [all.iter().find(|r| r.event.tenant_id.as_ref() == Some(&b)).unwrap().event.id.clone(), "evt_x".into()]
+    {
+        let wrong = ListFilter { chain: chain.clone(), after: Some(cursor), limit: 10, ..Default::default() };
+        assert!(matches!(store.list(&wrong).await, Err(anno_store::StoreError::NotFound)));
+    }
 }
 
 async fn the_consumer_stores_what_the_stream_carries(target: &DatabaseTarget) {

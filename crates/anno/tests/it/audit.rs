@@ -212,11 +212,14 @@ async fn calls_through_the_gateway_are_audited_per_tenant(p: &Platform) {
         .json()
         .await
         .unwrap();
-    let (one, two) =
-        (first["data"][0]["event"]["id"].as_str().unwrap(), second["data"][0]["event"]["id"].as_str().unwrap());
-    assert!(one < two, "{one} then {two}");
-    let r = http.get(format!("{}/v1/audit?since=yesterday", p.url())).bearer_auth(secret).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (one, two) = (first["data"][0]["seq"].as_i64().unwrap(), second["data"][0]["seq"].as_i64().unwrap());
+    assert_eq!((one, two), (1, 2));
+    for query in ["since=yesterday", "cursor=evt_not_ours"] {
+        let r = http.get(format!("{}/v1/audit?{query}", p.url())).bearer_auth(secret).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_query", "{query}: {problem}");
+    }
 
     // Another tenant sees none of it.
     let (theirs, _) = all_pages(p, &b.api_key.secret, "/v1/audit").await;

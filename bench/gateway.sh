@@ -11,7 +11,10 @@
 #             audit event, then the forward with the internal token;
 #
 # first at peak (wrk, closed loop), then at half of the gateway's peak rate (an
-# open-loop fixed-rate generator, bench/loadgen), for each shape:
+# open-loop fixed-rate generator, bench/loadgen), for each shape. The three arms
+# take turns, a few rounds over, and the figures compared are each arm's median
+# over its rounds: on shared cores one arm's bad second then weighs as little as
+# another's.
 #
 #   embedded      one process, SQLite, in-process bus; every service also listens
 #                 on its own port so core can be called directly and the internal
@@ -25,7 +28,8 @@
 # Environment:
 #   BENCH_ROUTE        crawl (GET /v1/crawl?limit=1, default) or extract
 #                      (POST /v1/content/extract, a 300-byte page: the metered path)
-#   BENCH_DURATION     seconds measured per arm (default 15)
+#   BENCH_DURATION     seconds measured per arm and round (default 10)
+#   BENCH_ROUNDS       rounds of the three arms at each load (default 3)
 #   BENCH_WARMUP       seconds of warm-up before each arm (default 3)
 #   BENCH_CONNECTIONS  connections (default 64); BENCH_THREADS wrk threads (default 2)
 #   BENCH_LOADS        fixed rates to run after the peak, as fractions of the
@@ -44,7 +48,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHAPES=${1:-all}
 ROUTE_NAME=${BENCH_ROUTE:-crawl}
-DURATION=${BENCH_DURATION:-15}
+DURATION=${BENCH_DURATION:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
@@ -506,20 +511,31 @@ measure() {
 }
 
 # The figures of one arm from RESULTS ("peak", or the first fixed rate: "half"):
-# "rps p50 p99 errors".
+# "rps p50 p99 errors", each the median over the arm's rounds (errors: the sum).
 lookup() {
-    local shape=$1 arm=$2 load=$3 line f
+    local shape=$1 arm=$2 load=$3
     [ "$load" != half ] || load=${HALF[$shape]}
-    for line in "${RESULTS[@]}"; do
-        read -r -a f <<<"$line"
-        if [ "${f[0]}" = "$shape" ] && [ "${f[1]}" = "$arm" ] && [ "${f[2]}" = "$load" ]; then
-            echo "${f[3]} ${f[4]} ${f[5]} ${f[6]}"
-            return
-        fi
-    done
+    printf '%s\n' "${RESULTS[@]}" | awk -v s="$shape" -v a="$arm" -v l="$load" '
+        $1 == s && $2 == a && $3 == l { n++; for (i = 4; i <= 6; i++) v[i, n] = $i; errors += $7 }
+        function median(i,   j, k, t, x) {
+            for (j = 1; j <= n; j++) x[j] = v[i, j]
+            for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k - 1] > x[k]; k--) { t = x[k]; x[k] = x[k - 1]; x[k - 1] = t }
+            return n % 2 ? x[(n + 1) / 2] : int((x[n / 2] + x[n / 2 + 1]) / 2)
+        }
+        END { if (n) print median(4), median(5), median(6), errors }'
 }
 
 declare -A HALF # shape → the first fixed rate it ran at
+
+# The three arms in turn at one load, ROUNDS times.
+rounds() {
+    local round arm
+    for round in $(seq 1 "$ROUNDS"); do
+        for arm in direct nginx gateway; do
+            measure "$arm" "$1"
+        done
+    done
+}
 
 run_shape() {
     SHAPE=$1
@@ -533,19 +549,15 @@ run_shape() {
     for arm in direct nginx gateway; do
         check_arm "$arm"
     done
-    log "$SHAPE: $METHOD ${ROUTE_PATH%%\?*} at peak: wrk -t$THREADS -c$CONNECTIONS, ${WARMUP} s warm-up, ${DURATION} s measured"
-    for arm in direct nginx gateway; do
-        measure "$arm" peak
-    done
+    log "$SHAPE: $METHOD ${ROUTE_PATH%%\?*} at peak: wrk -t$THREADS -c$CONNECTIONS, ${WARMUP} s warm-up, ${DURATION} s measured, $ROUNDS rounds"
+    rounds peak
     local peak fraction rate
     peak=$(lookup "$SHAPE" gateway peak | cut -d' ' -f1)
     for fraction in $LOADS; do
         rate=$(awk -v p="$peak" -v f="$fraction" 'BEGIN { printf "%d", p * f }')
         [ -n "${HALF[$SHAPE]:-}" ] || HALF[$SHAPE]=$rate
-        log "$SHAPE: at $fraction of the gateway's peak, $rate req/s (open loop, $CONNECTIONS connections)"
-        for arm in direct nginx gateway; do
-            measure "$arm" "$rate"
-        done
+        log "$SHAPE: at $fraction of the gateway's peak, $rate req/s (open loop, $CONNECTIONS connections, $ROUNDS rounds)"
+        rounds "$rate"
     done
     if [ "${BENCH_PROFILE:-0}" = 1 ]; then
         profile
@@ -609,12 +621,29 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 report() {
     local shape arm load rps p50 p99 errors line
     echo
-    echo "Gateway benchmark: $METHOD ${ROUTE_PATH}, $(nproc) cores shared by the servers and the load generator"
+    echo "Gateway benchmark: $METHOD ${ROUTE_PATH}, $(nproc) cores shared by the servers and the load generator;"
+    echo "$ROUNDS rounds of ${DURATION} s an arm at each load, the arms in turn; the ratios are of the arms' medians"
     echo
     printf '| %-11s | %-7s | %-13s | %9s | %8s | %8s | %6s |\n' shape arm load 'req/s' 'p50 ms' 'p99 ms' errors
     echo '|-------------|---------|---------------|----------:|---------:|---------:|-------:|'
     for line in "${RESULTS[@]}"; do
         read -r shape arm load rps p50 p99 errors _ <<<"$line"
+        [ "$load" = peak ] && load="peak, ${CONNECTIONS} conn" || load="$load/s fixed"
+        printf '| %-11s | %-7s | %-13s | %9s | %8s | %8s | %6s |\n' "$shape" "$arm" "$load" "$rps" "$(ms "$p50")" \
+            "$(ms "$p99")" "$errors"
+    done
+    echo
+    echo "Medians over the rounds:"
+    echo
+    printf '| %-11s | %-7s | %-13s | %9s | %8s | %8s | %6s |\n' shape arm load 'req/s' 'p50 ms' 'p99 ms' errors
+    echo '|-------------|---------|---------------|----------:|---------:|---------:|-------:|'
+    local key shown=' '
+    for line in "${RESULTS[@]}"; do
+        read -r shape arm load _ <<<"$line"
+        key="$shape/$arm/$load"
+        case "$shown" in *" $key "*) continue ;; esac
+        shown="$shown$key "
+        read -r rps p50 p99 errors <<<"$(lookup "$shape" "$arm" "$load")"
         [ "$load" = peak ] && load="peak, ${CONNECTIONS} conn" || load="$load/s fixed"
         printf '| %-11s | %-7s | %-13s | %9s | %8s | %8s | %6s |\n' "$shape" "$arm" "$load" "$rps" "$(ms "$p50")" \
             "$(ms "$p99")" "$errors"

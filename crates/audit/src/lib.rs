@@ -24,6 +24,8 @@ mod follow;
 mod service;
 #[cfg(feature = "service")]
 mod store;
+#[cfg(feature = "service")]
+mod storer;
 #[cfg(all(test, feature = "service"))]
 mod tests;
 #[cfg(feature = "service")]
@@ -42,3 +44,5 @@ pub use follow::ConfigSource;
 pub use service::{Audit, AuditState, Background, GROUP, Settings, consume, router, start, start_with_resolver};
 #[cfg(feature = "service")]
 pub use store::{AuditStore, ChainReport, ListFilter, MIGRATIONS, SCHEMA, VerifyReport};
+#[cfg(feature = "service")]
+pub use storer::Storer;

@@ -4,11 +4,11 @@
 //! process that runs the tenant service.
 
 use crate::chain::{AuditRecord, Chain};
-use crate::event::AuditEvent;
 use crate::export::{Export, Exporter};
 use crate::follow::{ConfigSource, Follower};
 use crate::recorder::STREAM;
 use crate::store::{AuditStore, ListFilter};
+use crate::storer::Storer;
 use crate::webhook::{AllowList, WebhookClient};
 use anno_api::server::{Limits, stack};
 use anno_api::token::{Caller, TokenVerifier};
@@ -128,31 +128,22 @@ pub fn start_with_resolver(
     let client = WebhookClient::new(allow, resolver, settings.webhook_timeout).map_err(anyhow::Error::msg)?;
     let wake = Arc::new(Notify::new());
     let exporter = Exporter { store: store.clone(), client, file_dir: settings.file_sink_dir.clone() };
+    let storer = Storer::start(store.clone())?;
     let tasks = vec![
-        consume(bus, store.clone(), Arc::clone(&wake)),
+        consume(bus, storer, Arc::clone(&wake)),
         tokio::spawn(exporter.run(Arc::clone(&wake), settings.export_interval)),
     ];
     let state = AuditState { inner: Arc::new(Inner { store, verifier, settings, wake }) };
     Ok(Audit { router: router(state.clone()), background: Background { tasks }, state })
 }
 
-/// Stores every batch of the `audit` stream; unreadable entries are logged and
-/// dropped rather than retried for ever.
-pub fn consume(bus: &Bus, store: AuditStore, wake: Arc<Notify>) -> JoinHandle<()> {
+/// Stores every batch of the `audit` stream, on the storer's thread;
+/// unreadable entries are logged and dropped rather than retried for ever.
+pub fn consume(bus: &Bus, storer: Storer, wake: Arc<Notify>) -> JoinHandle<()> {
     let handler: Handler = Arc::new(move |entries: Vec<Entry>| {
-        let (store, wake) = (store.clone(), Arc::clone(&wake));
+        let (storer, wake) = (storer.clone(), Arc::clone(&wake));
         Box::pin(async move {
-            let events: Vec<AuditEvent> = entries
-                .iter()
-                .filter_map(|entry| match serde_json::from_str(&entry.payload) {
-                    Ok(event) => Some(event),
-                    Err(e) => {
-                        tracing::warn!(entry = %entry.id, error = %e, "dropping an unreadable audit entry");
-                        None
-                    }
-                })
-                .collect();
-            let grown = store.append(events).await?;
+            let grown = storer.store(entries).await?;
             if grown.iter().any(|chain| chain.tenant().is_some()) {
                 wake.notify_one();
             }

@@ -93,6 +93,7 @@ on_both_backends!(
     concurrent_consumers_extend_one_chain_without_gaps,
     lists_are_per_chain_paged_and_filtered,
     the_consumer_stores_what_the_stream_carries,
+    a_storer_left_behind_catches_up_and_then_steps_back,
     file_exports_append_lines_and_failed_webhooks_back_off,
 );
 
@@ -310,8 +311,16 @@ async fn the_consumer_stores_what_the_stream_carries(target: &DatabaseTarget) {
     bus.append(crate::STREAM, &serde_json::to_string(&sent[0]).unwrap()).await.unwrap();
     bus.append(crate::STREAM, "{not an event").await.unwrap();
     let wake = Arc::new(tokio::sync::Notify::new());
-    let task = crate::consume(&bus, store.clone(), Arc::clone(&wake));
+    let storer = crate::Storer::start(store.clone()).unwrap();
+    let task = crate::consume(&bus, storer, Arc::clone(&wake));
     tokio::time::timeout(Duration::from_secs(10), wake.notified()).await.expect("the exporter is woken");
+    // Storing ran on its own thread, below the priority of the threads that serve calls.
+    #[cfg(target_os = "linux")]
+    {
+        let serving = rustix::process::getpriority_process(None).unwrap();
+        let storing = niceness_of_threads("audit-store");
+        assert_eq!(storing, [(serving + crate::storer::PRIORITY).min(19)], "this thread's is {serving}");
+    }
     let chain = Chain::Tenant(tenant);
     let mut stored = Vec::new();
     for _ in 0..200 {
@@ -327,6 +336,55 @@ async fn the_consumer_stores_what_the_stream_carries(target: &DatabaseTarget) {
     expected.sort();
     assert_eq!(ids, expected);
     task.abort();
+}
+
+async fn a_storer_left_behind_catches_up_and_then_steps_back(target: &DatabaseTarget) {
+    let store = store_on(target).await;
+    let storer = crate::Storer::start(store.clone()).unwrap();
+    let tenant = TenantId::generate();
+    let entries = |events: &[AuditEvent]| -> Vec<anno_bus::Entry> {
+        let payload = |e| serde_json::to_string(e).unwrap();
+        events.iter().map(|e| anno_bus::Entry { id: e.id.clone(), payload: payload(e) }).collect()
+    };
+    let at = |events: &mut Vec<AuditEvent>, ms: i64| events.iter_mut().for_each(|e| e.time = Timestamp(ms));
+    let now = anno_tenancy::now_ms();
+    // Events that waited 5 s: stored, and the next batch is stored here.
+    let mut old = events(Some(&tenant), 3);
+    at(&mut old, now - 5_000);
+    storer.store(entries(&old)).await.unwrap();
+    assert!(storer.is_catching_up());
+    // Still 500 ms behind: caught up only under 200 ms.
+    let mut late = events(Some(&tenant), 2);
+    at(&mut late, now - 500);
+    storer.store(entries(&late)).await.unwrap();
+    assert!(storer.is_catching_up());
+    let mut fresh = events(Some(&tenant), 2);
+    at(&mut fresh, anno_tenancy::now_ms());
+    storer.store(entries(&fresh)).await.unwrap();
+    assert!(!storer.is_catching_up());
+    storer.store(entries(&events(Some(&tenant), 1))).await.unwrap();
+    // Every event once, in one intact chain, whichever way it went.
+    let report = store.verify(Some(&Chain::Tenant(tenant))).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events(), 8);
+}
+
+/// The nice values of this process's threads named `comm`.
+#[cfg(target_os = "linux")]
+fn niceness_of_threads(comm: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // pid (comm) state … with nice the 19th field, the 17th after the comm.
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        if head.split_once(" (").map(|(_, name)| name) != Some(comm.trim()) {
+            continue;
+        }
+        if let Some(nice) = rest.split(' ').nth(16).and_then(|n| n.parse().ok()) {
+            found.push(nice);
+        }
+    }
+    found
 }
 
 async fn file_exports_append_lines_and_failed_webhooks_back_off(target: &DatabaseTarget) {

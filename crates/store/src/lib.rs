@@ -158,6 +158,11 @@ impl Db {
         self.target.backend()
     }
 
+    /// Where the pool connects: to open another pool on the same data.
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.target
+    }
+
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

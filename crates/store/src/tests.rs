@@ -117,3 +117,18 @@ async fn database_urls_choose_the_backend() {
     let bad_schema = DatabaseTarget::new(Some("postgres://h/db"), dir).unwrap().open("Bad-Name", 1).await;
     assert!(matches!(bad_schema, Err(StoreError::Config(_))), "schema names are checked before any SQL");
 }
+
+/// SQLite is built without process-wide locks on every allocation and page
+/// (see `.cargo/config.toml`): connections on threads of different priority
+/// (the audit storer's and the calls') must not wait on one another there.
+#[tokio::test]
+async fn sqlite_connections_share_no_allocation_or_page_cache_lock() {
+    let dir = std::env::temp_dir().join(format!("anno-store-options-{:016x}", rand::random::<u64>()));
+    let db = DatabaseTarget::Sqlite { dir: dir.clone() }.open("options", 1).await.expect("open");
+    let options: Vec<(String,)> = sqlx::query_as("PRAGMA compile_options").fetch_all(db.pool()).await.expect("options");
+    let options: Vec<String> = options.into_iter().map(|(o,)| o).collect();
+    assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+    db.pool().close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,143 @@
+//! Storing off the threads that serve calls.
+//!
+//! Linking events into their chains and writing them is the trail's heaviest
+//! work: for every call, its JSON read back, a SHA-256 link, a row bound and
+//! written. Done on the runtime that serves calls, a batch of a few hundred
+//! events holds one of its workers for a millisecond or two, and every call
+//! queued behind it waits that long. The storer does it on a thread of its
+//! own, with a pool of its own opened there (so SQLite's worker threads are
+//! started from it and share its priority), at a lower scheduling priority:
+//! when a call and a batch both want a core, the call gets it; idle cores
+//! still store at full speed.
+//!
+//! A busy enough host could leave that thread behind for good, and the
+//! events waiting for it are held in memory. So when a batch's oldest event
+//! has waited more than [`CATCH_UP`], batches are stored on the serving
+//! runtime, at the calls' own priority, until one has waited less than
+//! [`CAUGHT_UP`].
+
+use crate::chain::Chain;
+use crate::event::AuditEvent;
+use crate::store::{AuditStore, SCHEMA};
+use anno_bus::Entry;
+use anno_store::{DatabaseTarget, StoreError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// How much lower than the calls' threads storing runs: a `nice` value. A
+/// step is about 1.25 times less CPU when both want the same core, so at 10
+/// storing gets about a tenth of a call thread's share.
+pub const PRIORITY: i32 = 10;
+
+/// Past this wait (ms) for the oldest event of a batch, storing moves to
+/// the serving runtime.
+pub const CATCH_UP: i64 = 1_000;
+/// Under this wait (ms) it moves back to its own thread.
+pub const CAUGHT_UP: i64 = 200;
+
+type Job = (Vec<Entry>, oneshot::Sender<Result<Vec<Chain>, StoreError>>);
+
+/// Hands batches of stream entries to the storing thread.
+#[derive(Clone)]
+pub struct Storer {
+    jobs: mpsc::UnboundedSender<Job>,
+    /// For catching up, on the runtime that calls [`Storer::store`].
+    store: AuditStore,
+    catching_up: Arc<AtomicBool>,
+}
+
+impl Storer {
+    /// Starts the storing thread over the data `store` is on.
+    pub fn start(store: AuditStore) -> std::io::Result<Storer> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let catching_up = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (target, flag) = (store.db().target().clone(), Arc::clone(&catching_up));
+        std::thread::Builder::new().name("audit-store".into()).spawn(move || {
+            lower_priority();
+            runtime.block_on(serve(target, rx, flag));
+        })?;
+        Ok(Storer { jobs, store, catching_up })
+    }
+
+    /// Stores the events the entries carry (unreadable ones are logged and
+    /// dropped). Returns the chains that grew.
+    pub async fn store(&self, entries: Vec<Entry>) -> Result<Vec<Chain>, StoreError> {
+        if self.is_catching_up() {
+            let events = decode(&entries);
+            let waited = waited_ms(&events);
+            let grown = self.store.append(events).await?;
+            if waited < CAUGHT_UP {
+                tracing::info!(waited_ms = waited, "audit storing has caught up");
+                self.catching_up.store(false, Ordering::Relaxed);
+            }
+            return Ok(grown);
+        }
+        let (tx, rx) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the audit storing thread has stopped".into());
+        self.jobs.send((entries, tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Whether batches are being stored on the serving runtime, to catch up.
+    pub fn is_catching_up(&self) -> bool {
+        self.catching_up.load(Ordering::Relaxed)
+    }
+}
+
+/// Lowers the calling thread's priority (Linux keeps one per thread; threads
+/// it starts inherit it). Where that is refused, storing runs as it is.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, PRIORITY) {
+        tracing::debug!(error = %e, "the audit storing thread keeps its priority");
+    }
+}
+
+/// Opens the store on first need (and again after failing to), then stores
+/// each batch as it comes.
+async fn serve(target: DatabaseTarget, mut jobs: mpsc::UnboundedReceiver<Job>, catching_up: Arc<AtomicBool>) {
+    let mut store: Option<AuditStore> = None;
+    while let Some((entries, reply)) = jobs.recv().await {
+        let opened = match &store {
+            Some(store) => Ok(store.clone()),
+            None => target.open(SCHEMA, 1).await.map(AuditStore::new),
+        };
+        let result = match opened {
+            Ok(opened) => {
+                let events = decode(&entries);
+                let waited = waited_ms(&events);
+                let result = opened.append(events).await;
+                store = Some(opened);
+                if result.is_ok() && waited > CATCH_UP {
+                    tracing::warn!(waited_ms = waited, "audit storing fell behind; catching up at full priority");
+                    catching_up.store(true, Ordering::Relaxed);
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// How long (ms) the oldest of the events has waited since its call ended.
+fn waited_ms(events: &[AuditEvent]) -> i64 {
+    let now = anno_tenancy::now_ms();
+    let ended = |e: &AuditEvent| e.time.ms().saturating_add(i64::try_from(e.latency_ms).unwrap_or(i64::MAX));
+    events.iter().map(|e| now.saturating_sub(ended(e))).max().unwrap_or(0)
+}
+
+fn decode(entries: &[Entry]) -> Vec<AuditEvent> {
+    entries
+        .iter()
+        .filter_map(|entry| match serde_json::from_str(&entry.payload) {
+            Ok(event) => Some(event),
+            Err(e) => {
+                tracing::warn!(entry = %entry.id, error = %e, "dropping an unreadable audit entry");
+                None
+            }
+        })
+        .collect()
+}

@@ -3,6 +3,7 @@
 //! a plain tenant header: who is calling is what a valid token says.
 
 use crate::client::ServiceClient;
+use crate::transport::InProcess;
 use anno_errors::ApiError;
 use anno_tenancy::{Scope, ScopeSet, TenantContext, TenantId};
 use axum::extract::FromRef;
@@ -212,7 +213,9 @@ where
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?.to_owned();
         let verifier = TokenVerifier::from_ref(state);
         let claims = verifier.verify(&token, INTERNAL_AUDIENCE).await?;
-        if let Some(tenant) = &claims.ten {
+        // A call from a service in the same process runs in its caller's span,
+        // which has the tenant already.
+        if let Some(tenant) = claims.ten.as_ref().filter(|_| parts.extensions.get::<InProcess>().is_none()) {
             crate::server::record_tenant(tenant);
         }
         Ok(Caller { claims, token })

@@ -44,7 +44,7 @@ impl Recorder {
             }
         };
         if self.bus.stream_key(STREAM).is_none() {
-            self.bus.append_local(STREAM, &payload);
+            self.bus.append_local(STREAM, payload);
             return;
         }
         let sender = match self.sender.get() {

@@ -105,12 +105,13 @@ impl Bus {
     /// Appends to the in-process queue of a stream (what [`Bus::append`] does
     /// when there is no Redis); callers that wrote the entry by script use it
     /// only in process.
-    pub fn append_local(&self, stream: &str, payload: &str) {
+    pub fn append_local(&self, stream: &str, payload: impl Into<String>) {
+        let payload = payload.into();
         self.inner.streams.with(stream, |q| {
             q.next += 1;
             // The receiver lives as long as the bus; a closed queue means the
             // process is stopping.
-            let _ = q.tx.send(Entry { id: q.next.to_string(), payload: payload.to_owned() });
+            let _ = q.tx.send(Entry { id: q.next.to_string(), payload });
         });
     }
 

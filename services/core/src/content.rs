@@ -214,7 +214,6 @@ pub async fn fetch(
     ApiJson(body): ApiJson<FetchBody>,
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(Scope::ContentFetch)?.tenant_id;
-    anno_api::server::record_tenant(&tenant);
     let config = state.tenant_config(&caller, &tenant).await?;
     let opts = body.options.unwrap_or_default().resolve("options", &headers, &config.config)?;
     let started = Instant::now();
@@ -291,7 +290,6 @@ pub async fn extract(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(Scope::ContentFetch)?.tenant_id;
-    anno_api::server::record_tenant(&tenant);
     let started = Instant::now();
     let limit = state.inner.settings.max_html_bytes;
     let media = media_type(&headers);
@@ -372,7 +370,6 @@ pub async fn batch_fetch(
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(Scope::ContentFetch)?.tenant_id;
-    anno_api::server::record_tenant(&tenant);
     let config = state.tenant_config(&caller, &tenant).await?;
     let opts = body.options.unwrap_or_default().resolve("options", &headers, &config.config)?;
     if opts.format != Format::Ndjson {

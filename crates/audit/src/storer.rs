@@ -65,19 +65,28 @@ impl Storer {
     /// dropped). Returns the chains that grew.
     pub async fn store(&self, entries: Vec<Entry>) -> Result<Vec<Chain>, StoreError> {
         if self.is_catching_up() {
-            let events = decode(&entries);
-            let waited = waited_ms(&events);
-            let grown = self.store.append(events).await?;
-            if waited < CAUGHT_UP {
-                tracing::info!(waited_ms = waited, "audit storing has caught up");
-                self.catching_up.store(false, Ordering::Relaxed);
-            }
-            return Ok(grown);
+            return self.store_here(entries).await;
         }
         let (tx, rx) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the audit storing thread has stopped".into());
-        self.jobs.send((entries, tx)).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        if let Err(mpsc::error::SendError((entries, _))) = self.jobs.send((entries, tx)) {
+            // The thread is gone (it panicked): storing stays here from now on.
+            tracing::error!("the audit storing thread has stopped; storing on the serving runtime");
+            self.catching_up.store(true, Ordering::Relaxed);
+            return self.store_here(entries).await;
+        }
+        // Dropped unanswered, the batch is handed over again, and then sent no more.
+        rx.await.map_err(|_| StoreError::Unavailable("the audit storing thread stopped mid-batch".into()))?
+    }
+
+    async fn store_here(&self, entries: Vec<Entry>) -> Result<Vec<Chain>, StoreError> {
+        let events = decode(&entries);
+        let waited = waited_ms(&events);
+        let grown = self.store.append(events).await?;
+        if waited < CAUGHT_UP && !self.jobs.is_closed() {
+            tracing::info!(waited_ms = waited, "audit storing has caught up");
+            self.catching_up.store(false, Ordering::Relaxed);
+        }
+        Ok(grown)
     }
 
     /// Whether batches are being stored on the serving runtime, to catch up.

@@ -79,9 +79,7 @@ impl Storer {
     }
 
     async fn store_here(&self, entries: Vec<Entry>) -> Result<Vec<Chain>, StoreError> {
-        let events = decode(&entries);
-        let waited = waited_ms(&events);
-        let grown = self.store.append(events).await?;
+        let (grown, waited) = append(&self.store, &entries).await?;
         if waited < CAUGHT_UP && !self.jobs.is_closed() {
             tracing::info!(waited_ms = waited, "audit storing has caught up");
             self.catching_up.store(false, Ordering::Relaxed);
@@ -109,26 +107,30 @@ fn lower_priority() {
 async fn serve(target: DatabaseTarget, mut jobs: mpsc::UnboundedReceiver<Job>, catching_up: Arc<AtomicBool>) {
     let mut store: Option<AuditStore> = None;
     while let Some((entries, reply)) = jobs.recv().await {
-        let opened = match &store {
-            Some(store) => Ok(store.clone()),
-            None => target.open(SCHEMA, 1).await.map(AuditStore::new),
-        };
-        let result = match opened {
-            Ok(opened) => {
-                let events = decode(&entries);
-                let waited = waited_ms(&events);
-                let result = opened.append(events).await;
-                store = Some(opened);
-                if result.is_ok() && waited > CATCH_UP {
-                    tracing::warn!(waited_ms = waited, "audit storing fell behind; catching up at full priority");
-                    catching_up.store(true, Ordering::Relaxed);
-                }
-                result
+        let result = async {
+            let opened = match store.take() {
+                Some(opened) => opened,
+                None => AuditStore::new(target.open(SCHEMA, 1).await?),
+            };
+            store = Some(opened.clone());
+            let (grown, waited) = append(&opened, &entries).await?;
+            if waited > CATCH_UP {
+                tracing::warn!(waited_ms = waited, "audit storing fell behind; catching up at full priority");
+                catching_up.store(true, Ordering::Relaxed);
             }
-            Err(e) => Err(e),
+            Ok(grown)
         };
-        let _ = reply.send(result);
+        let _ = reply.send(result.await);
     }
+}
+
+/// Stores the events the entries carry (unreadable ones are logged and
+/// dropped); returns the chains that grew, and how long (ms) the oldest
+/// event had waited since its call ended.
+async fn append(store: &AuditStore, entries: &[Entry]) -> Result<(Vec<Chain>, i64), StoreError> {
+    let events = decode(entries);
+    let waited = waited_ms(&events);
+    Ok((store.append(events).await?, waited))
 }
 
 /// How long (ms) the oldest of the events has waited since its call ended.

@@ -380,7 +380,7 @@ impl Limits {
         }
         let charged = self.inner.local.charge(record, policy, &windows, None);
         if matches!(charged, Charged::Counted { .. }) {
-            self.inner.bus.append_local(USAGE_STREAM, &payload);
+            self.inner.bus.append_local(USAGE_STREAM, payload);
         }
         charged
     }

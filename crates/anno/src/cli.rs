@@ -119,6 +119,9 @@ enum BenchCommand {
     /// What storing the audit trail costs: events/s and CPU time an event of
     /// appending gateway-like events to their hash chains, on SQLite or Postgres.
     Audit(crate::bench::audit::AuditArgs),
+    /// What the gateway adds to a call: CPU time a call of a core route through
+    /// the gateway's router and through core's own, in process, taking turns.
+    Gateway(crate::bench::gateway::GatewayArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -166,6 +169,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Audit(args)) => {
             print!("{}", crate::bench::audit::run(&args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Gateway(args)) => {
+            print!("{}", crate::bench::gateway::run(&args).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Extract(args)) => {

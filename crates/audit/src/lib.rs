@@ -23,6 +23,8 @@ mod follow;
 #[cfg(feature = "service")]
 mod service;
 #[cfg(feature = "service")]
+mod sqlite;
+#[cfg(feature = "service")]
 mod store;
 #[cfg(feature = "service")]
 mod storer;

@@ -17,7 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "chain_order", sql: include_str!("../migrations/0002_chain_order.sql") },
 ];
 
-const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, route, path, status, latency_ms, \
+pub(crate) const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id, method, route, path, status, latency_ms, \
      client_ip, user_agent, request_id, request_digest, request_bytes, response_digest, response_bytes, prev_hash, hash";
 
 /// Values bound per stored row: [`COLUMNS`] and `stored_at`.
@@ -81,7 +81,7 @@ enum Bind {
     Int(i64),
 }
 
-fn int(n: u64) -> i64 {
+pub(crate) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -101,14 +101,7 @@ impl AuditStore {
     /// consumers may store at once. Returns the chains that grew.
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     pub async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<Chain>, StoreError> {
-        let mut seen = HashSet::new();
-        // Ordered by chain name: every consumer locks heads in the same order.
-        let mut by_chain: BTreeMap<Chain, Vec<AuditEvent>> = BTreeMap::new();
-        for event in events {
-            if seen.insert(event.id.clone()) {
-                by_chain.entry(Chain::of(&event)).or_default().push(event);
-            }
-        }
+        let by_chain = by_chain(events);
         if by_chain.is_empty() {
             return Ok(Vec::new());
         }
@@ -154,18 +147,7 @@ impl AuditStore {
             query = query.bind(*id);
         }
         let stored: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
-        let mut records = Vec::new();
-        for (chain, events) in by_chain {
-            let fresh: Vec<AuditEvent> = events.into_iter().filter(|e| !stored.contains(&e.id)).collect();
-            if fresh.is_empty() {
-                continue;
-            }
-            let Some((seq, hash)) = heads.get(chain.as_str()) else {
-                return Err(StoreError::Other(format!("the head of chain {} was not found", chain.as_str())));
-            };
-            let extended = chain::extend(chain.as_str(), (*seq, hash), fresh);
-            records.push((chain, extended));
-        }
+        let records = extend(by_chain, &heads, &stored)?;
         let rows: Vec<(&str, &AuditRecord)> =
             records.iter().flat_map(|(chain, records)| records.iter().map(move |r| (chain.as_str(), r))).collect();
         let mut rest = rows.as_slice();
@@ -344,6 +326,41 @@ impl AuditStore {
         tx.rollback().await?;
         Ok(ChainReport { chain: name.to_owned(), events: verifier.events(), broken })
     }
+}
+
+/// A batch's events by chain, each once (a redelivered event may come twice),
+/// ordered by chain name: every consumer locks heads in the same order.
+pub(crate) fn by_chain(events: Vec<AuditEvent>) -> BTreeMap<Chain, Vec<AuditEvent>> {
+    let mut seen = HashSet::new();
+    let mut by_chain: BTreeMap<Chain, Vec<AuditEvent>> = BTreeMap::new();
+    for event in events {
+        if seen.insert(event.id.clone()) {
+            by_chain.entry(Chain::of(&event)).or_default().push(event);
+        }
+    }
+    by_chain
+}
+
+/// The events not `stored` yet linked onto their chains' `heads` (chain
+/// name → seq and hash); the chains without any are left out.
+pub(crate) fn extend(
+    by_chain: BTreeMap<Chain, Vec<AuditEvent>>,
+    heads: &HashMap<String, (i64, String)>,
+    stored: &HashSet<String>,
+) -> Result<Vec<(Chain, Vec<AuditRecord>)>, StoreError> {
+    let mut records = Vec::new();
+    for (chain, events) in by_chain {
+        let fresh: Vec<AuditEvent> = events.into_iter().filter(|e| !stored.contains(&e.id)).collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        let Some((seq, hash)) = heads.get(chain.as_str()) else {
+            return Err(StoreError::Other(format!("the head of chain {} was not found", chain.as_str())));
+        };
+        let extended = chain::extend(chain.as_str(), (*seq, hash), fresh);
+        records.push((chain, extended));
+    }
+    Ok(records)
 }
 
 /// Stores records with one `INSERT`.

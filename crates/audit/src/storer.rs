@@ -18,9 +18,11 @@
 
 use crate::chain::Chain;
 use crate::event::AuditEvent;
+use crate::sqlite::Appender;
 use crate::store::{AuditStore, SCHEMA};
 use anno_bus::Entry;
 use anno_store::{DatabaseTarget, StoreError};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -52,11 +54,20 @@ impl Storer {
     pub fn start(store: AuditStore) -> std::io::Result<Storer> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let catching_up = Arc::new(AtomicBool::new(false));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (target, flag) = (store.db().target().clone(), Arc::clone(&catching_up));
+        let target = store.db().target().clone();
+        // SQLite is run by the thread itself; Postgres through a pool of its own.
+        let runtime = match target.sqlite_file(SCHEMA) {
+            Some(_) => None,
+            None => Some(tokio::runtime::Builder::new_current_thread().enable_all().build()?),
+        };
+        let flag = Arc::clone(&catching_up);
         std::thread::Builder::new().name("audit-store".into()).spawn(move || {
             lower_priority();
-            runtime.block_on(serve(target, rx, flag));
+            match (runtime, target.sqlite_file(SCHEMA)) {
+                (Some(runtime), _) => runtime.block_on(serve(target, rx, flag)),
+                (None, Some(file)) => serve_sqlite(&file, rx, &flag),
+                (None, None) => {}
+            }
         })?;
         Ok(Storer { jobs, store, catching_up })
     }
@@ -114,13 +125,42 @@ async fn serve(target: DatabaseTarget, mut jobs: mpsc::UnboundedReceiver<Job>, c
             };
             store = Some(opened.clone());
             let (grown, waited) = append(&opened, &entries).await?;
-            if waited > CATCH_UP {
-                tracing::warn!(waited_ms = waited, "audit storing fell behind; catching up at full priority");
-                catching_up.store(true, Ordering::Relaxed);
-            }
+            check_pace(waited, &catching_up);
             Ok(grown)
         };
         let _ = reply.send(result.await);
+    }
+}
+
+/// [`serve`] on SQLite: the thread runs the statements itself (see
+/// [`crate::sqlite`]).
+fn serve_sqlite(file: &Path, mut jobs: mpsc::UnboundedReceiver<Job>, catching_up: &AtomicBool) {
+    let mut appender: Option<Appender> = None;
+    while let Some((entries, reply)) = jobs.blocking_recv() {
+        let mut store = || {
+            let opened = match &mut appender {
+                Some(opened) => opened,
+                None => appender.insert(Appender::open(file)?),
+            };
+            let events = decode(&entries);
+            let waited = waited_ms(&events);
+            let grown = opened.append(events);
+            if grown.is_err() {
+                // Opened again for the next batch: a broken connection stays broken.
+                appender = None;
+            }
+            check_pace(waited, catching_up);
+            grown
+        };
+        let _ = reply.send(store());
+    }
+}
+
+/// Past [`CATCH_UP`], storing moves to the serving runtime.
+fn check_pace(waited: i64, catching_up: &AtomicBool) {
+    if waited > CATCH_UP {
+        tracing::warn!(waited_ms = waited, "audit storing fell behind; catching up at full priority");
+        catching_up.store(true, Ordering::Relaxed);
     }
 }
 

@@ -451,3 +451,77 @@ async fn file_exports_append_lines_and_failed_webhooks_back_off(target: &Databas
     assert!(!store.delete_export(&hooked).await.unwrap());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// On SQLite the storing thread writes through a connection of its own
+/// ([`crate::sqlite::Appender`]), not the pool: the same rows, chains and
+/// idempotency, read back and verified through the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storing_threads_own_connection_stores_what_the_pool_would() {
+    let dir = temp_dir();
+    let target = DatabaseTarget::Sqlite { dir: dir.clone() };
+    let store = store_on(&target).await;
+    let file = target.sqlite_file(SCHEMA).expect("a SQLite file");
+    let tenants: Vec<TenantId> = (0..3).map(|_| TenantId::generate()).collect();
+    // Some events stored through the pool first, then redelivered among new ones.
+    let earlier = events(Some(&tenants[0]), 4);
+    store.append(earlier.clone()).await.unwrap();
+    let mut batch = earlier.clone();
+    for (tenant, n) in tenants.iter().zip([20_u16, 1, 250]) {
+        batch.extend(events(Some(tenant), n));
+    }
+    batch.extend(events(None, 2));
+    batch.push(batch[7].clone());
+    let sent = batch.clone();
+    let (grown, again) = tokio::task::spawn_blocking(move || {
+        let mut appender = crate::sqlite::Appender::open(&file).unwrap();
+        let grown = appender.append(batch).unwrap();
+        (grown, appender.append(sent).unwrap())
+    })
+    .await
+    .unwrap();
+    let mut expected: Vec<Chain> = tenants.iter().cloned().map(Chain::Tenant).collect();
+    expected.push(Chain::Platform);
+    expected.sort();
+    assert_eq!(grown, expected);
+    assert!(again.is_empty(), "a redelivered batch stores nothing: {again:?}");
+    let records = store.records_after(&Chain::Tenant(tenants[0].clone()), 0, 100).await.unwrap();
+    assert_eq!(records.len(), 24);
+    assert!(records.iter().zip(1..).all(|(r, seq)| r.seq == seq), "seqs run 1, 2, 3…");
+    // Every value as it was sent, the optional ones and the non-ASCII too.
+    let stored = store.records_after(&Chain::Tenant(tenants[2].clone()), 0, 1000).await.unwrap();
+    assert_eq!(stored.len(), 250);
+    assert_eq!(stored[0].event.user_agent.as_deref(), Some("test/1 \"quoted\" ünïcode"));
+    assert_eq!((stored[0].event.response_digest.as_deref(), stored[0].event.request_bytes), (None, 42));
+    let report = store.verify(None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events(), 4 + 20 + 1 + 250 + 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The storing thread's connection and the pool (catching up, or another
+/// process's) extending one chain at once leave it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storing_threads_connection_and_the_pool_extend_one_chain_without_gaps() {
+    let dir = temp_dir();
+    let target = DatabaseTarget::Sqlite { dir: dir.clone() };
+    let store = store_on(&target).await;
+    let file = target.sqlite_file(SCHEMA).expect("a SQLite file");
+    let tenant = TenantId::generate();
+    let thread = {
+        let tenant = tenant.clone();
+        std::thread::spawn(move || {
+            let mut appender = crate::sqlite::Appender::open(&file).unwrap();
+            for _ in 0..10 {
+                appender.append(events(Some(&tenant), 7)).unwrap();
+            }
+        })
+    };
+    for _ in 0..10 {
+        store.append(events(Some(&tenant), 5)).await.unwrap();
+    }
+    tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+    let report = store.verify(Some(&Chain::Tenant(tenant))).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events(), 120);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -75,6 +75,14 @@ impl DatabaseTarget {
         }
     }
 
+    /// The SQLite file of one service's schema; none on Postgres.
+    pub fn sqlite_file(&self, schema: &str) -> Option<PathBuf> {
+        match self {
+            Self::Sqlite { dir } => Some(dir.join(format!("{schema}.db"))),
+            Self::Postgres { .. } => None,
+        }
+    }
+
     /// Opens the pool of one service's own schema (Postgres) or file (SQLite).
     pub async fn open(&self, schema: &str, max_connections: u32) -> Result<Db, StoreError> {
         sqlx::any::install_default_drivers();

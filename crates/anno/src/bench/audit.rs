@@ -8,7 +8,7 @@
 //! In the embedded shape this work runs in the same process as the gateway,
 //! so its CPU time per event is part of every call's cost.
 
-use crate::bench::ScratchDatabase;
+use crate::bench::{ScratchDatabase, process_cpu};
 use anno_audit::{Actor, ActorKind, AuditEvent, AuditStore, BodyTally, MIGRATIONS, SCHEMA, Timestamp};
 use anno_store::DatabaseTarget;
 use anno_tenancy::TenantId;
@@ -173,16 +173,6 @@ impl Calls<'_> {
             response_bytes: response.bytes(),
         }
     }
-}
-
-/// User and system CPU time of this process so far (Linux).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel reports in clock ticks of 1/100 s (USER_HZ) on every Linux platform.
-    Some(Duration::from_millis(ticks * 10))
 }
 
 #[cfg(test)]

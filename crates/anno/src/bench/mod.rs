@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod dataset;
 pub mod fetch;
+pub mod gateway;
 pub mod propagation;
 pub mod score;
 
@@ -16,6 +17,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// User and system CPU time of this process so far (Linux).
+pub(crate) fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in clock ticks of 1/100 s (USER_HZ) on every Linux platform.
+    Some(Duration::from_millis(ticks * 10))
+}
 
 /// A throwaway database on a Postgres server.
 pub(crate) struct ScratchDatabase {

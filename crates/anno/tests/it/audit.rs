@@ -518,3 +518,21 @@ async fn the_audit_storage_benchmark_stores_and_verifies_what_it_times() {
         assert_eq!((report.backend, report.verified), ("postgres", 10 * 64 + 700));
     }
 }
+
+/// `anno bench gateway` calls core's route through the gateway (its audit
+/// events stored on the storing thread's own connection) and directly, every
+/// call answering 200, and prints what each arm cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_benchmark_calls_both_arms_and_reports_their_cost() {
+    use anno::bench::gateway::{GatewayArgs, run};
+    let args = GatewayArgs { calls: 400, rounds: 2, concurrency: 4 };
+    let report = run(&args).await.expect("every call of both arms answers 200");
+    assert_eq!((report.direct.len(), report.gateway.len()), (2, 2));
+    for sample in report.direct.iter().chain(&report.gateway) {
+        assert!(sample.per_second > 0.0 && sample.cpu_us >= 0.0 && sample.switches >= 0.0, "{sample:?}");
+    }
+    let printed = report.to_string();
+    for line in ["core directly", "through the gateway", "the gateway's own work"] {
+        assert!(printed.contains(line), "{printed}");
+    }
+}

@@ -36,6 +36,11 @@ impl Recorder {
 
     /// Puts the event on the stream, or in the queue of the task that does.
     pub fn record(&self, event: AuditEvent) {
+        // In process the event goes over as it is; only Redis needs JSON.
+        if self.bus.stream_key(STREAM).is_none() {
+            self.bus.append_value(STREAM, event);
+            return;
+        }
         let payload = match serde_json::to_string(&event) {
             Ok(payload) => payload,
             Err(e) => {
@@ -43,10 +48,6 @@ impl Recorder {
                 return;
             }
         };
-        if self.bus.stream_key(STREAM).is_none() {
-            self.bus.append_local(STREAM, payload);
-            return;
-        }
         let sender = match self.sender.get() {
             Some(sender) => sender,
             None => {

@@ -183,7 +183,7 @@ fn waited_ms(events: &[AuditEvent]) -> i64 {
 fn decode(entries: &[Entry]) -> Vec<AuditEvent> {
     entries
         .iter()
-        .filter_map(|entry| match serde_json::from_str(&entry.payload) {
+        .filter_map(|entry| match entry.decode() {
             Ok(event) => Some(event),
             Err(e) => {
                 tracing::warn!(entry = %entry.id, error = %e, "dropping an unreadable audit entry");

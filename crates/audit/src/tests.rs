@@ -344,7 +344,7 @@ async fn a_storer_left_behind_catches_up_and_then_steps_back(target: &DatabaseTa
     let tenant = TenantId::generate();
     let entries = |events: &[AuditEvent]| -> Vec<anno_bus::Entry> {
         let payload = |e| serde_json::to_string(e).unwrap();
-        events.iter().map(|e| anno_bus::Entry { id: e.id.clone(), payload: payload(e) }).collect()
+        events.iter().map(|e| anno_bus::Entry::json(e.id.clone(), payload(e))).collect()
     };
     let at = |events: &mut Vec<AuditEvent>, ms: i64| events.iter_mut().for_each(|e| e.time = Timestamp(ms));
     let now = anno_tenancy::now_ms();

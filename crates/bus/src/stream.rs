@@ -10,6 +10,8 @@
 use crate::Bus;
 use futures::future::BoxFuture;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +19,39 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// One record on a stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Entry {
     pub id: String,
+    /// The record as JSON: always from Redis; in process, empty when the
+    /// producer handed the record over as it is (see [`Entry::value`]).
     pub payload: String,
+    /// In process only: the record itself, not encoded at all.
+    pub value: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Entry {
+    /// An entry carrying JSON.
+    pub fn json(id: impl Into<String>, payload: impl Into<String>) -> Entry {
+        Entry { id: id.into(), payload: payload.into(), value: None }
+    }
+
+    /// The record: the one handed over in process, or read from the JSON.
+    pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> serde_json::Result<T> {
+        match self.value.as_ref().and_then(|value| value.downcast_ref::<T>()) {
+            Some(value) => Ok(value.clone()),
+            None => serde_json::from_str(&self.payload),
+        }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("payload", &self.payload)
+            .field("value", &self.value.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// Stores a batch of entries; an error leaves them to be handed over again.
@@ -106,12 +137,22 @@ impl Bus {
     /// when there is no Redis); callers that wrote the entry by script use it
     /// only in process.
     pub fn append_local(&self, stream: &str, payload: impl Into<String>) {
-        let payload = payload.into();
+        self.push_local(stream, payload.into(), None);
+    }
+
+    /// Appends a record to the in-process queue of a stream as it is, with no
+    /// JSON made of it: consumers read it with [`Entry::decode`]. Only for a
+    /// bus without Redis (see [`Bus::stream_key`]).
+    pub fn append_value<T: Any + Send + Sync>(&self, stream: &str, value: T) {
+        self.push_local(stream, String::new(), Some(Arc::new(value)));
+    }
+
+    fn push_local(&self, stream: &str, payload: String, value: Option<Arc<dyn Any + Send + Sync>>) {
         self.inner.streams.with(stream, |q| {
             q.next += 1;
             // The receiver lives as long as the bus; a closed queue means the
             // process is stopping.
-            let _ = q.tx.send(Entry { id: q.next.to_string(), payload });
+            let _ = q.tx.send(Entry { id: q.next.to_string(), payload, value });
         });
     }
 
@@ -291,7 +332,7 @@ fn entry(id: &StreamId) -> Option<Entry> {
         redis::Value::SimpleString(s) => s.clone(),
         _ => return None,
     };
-    Some(Entry { id: id.id.clone(), payload })
+    Some(Entry::json(id.id.clone(), payload))
 }
 
 #[cfg(test)]
@@ -331,6 +372,38 @@ mod tests {
         let _task = bus.consume("usage", "ledger", "c1", handler);
         bus.append("usage", "three").await.unwrap();
         assert_eq!(take(&mut rx, 3).await, ["one", "two", "three"]);
+    }
+
+    #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+    struct Record {
+        n: u32,
+    }
+
+    #[tokio::test]
+    async fn in_process_records_go_over_as_they_are_and_json_beside_them_still_reads() {
+        let bus = Bus::in_process();
+        bus.append_value("audit", Record { n: 1 });
+        bus.append("audit", r#"{"n":2}"#).await.unwrap();
+        // A record of another type is not taken for this one.
+        bus.append_value("audit", 3_u8);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let handler: Handler = Arc::new(move |entries: Vec<Entry>| {
+            let tx = tx.clone();
+            Box::pin(async move {
+                for e in entries {
+                    let _ = tx.send((e.payload.clone(), e.decode::<Record>().ok()));
+                }
+                Ok(())
+            })
+        });
+        let _task = bus.consume("audit", "store", "c1", handler);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap());
+        }
+        assert_eq!(got[0], (String::new(), Some(Record { n: 1 })), "no JSON was made of it");
+        assert_eq!(got[1], (r#"{"n":2}"#.to_owned(), Some(Record { n: 2 })));
+        assert_eq!(got[2], (String::new(), None));
     }
 
     #[tokio::test]

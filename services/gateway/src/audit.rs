@@ -280,7 +280,7 @@ mod tests {
             let tx = tx.clone();
             Box::pin(async move {
                 for entry in entries {
-                    let _ = tx.send(serde_json::from_str(&entry.payload)?);
+                    let _ = tx.send(entry.decode()?);
                 }
                 Ok(())
             })
@@ -303,7 +303,7 @@ mod tests {
             scopes: ScopeSet::all(),
             expires_at_ms: None,
         };
-        let verified = Verified { principal, token: "internal-token".into(), token_expires_at_ms: 0 };
+        let verified = Verified::new(principal, "internal-token".into(), 0);
         Authenticated { verified: Arc::new(verified), tenant: None }
     }
 

@@ -8,7 +8,7 @@ use anno_api::token::PrincipalKind;
 use anno_bus::{Bus, BusMessage};
 use anno_errors::ApiError;
 use anno_tenancy::{TenantId, TenantStatus, bus_channel, now_ms, parse_rfc3339};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -20,6 +20,15 @@ pub struct Verified {
     pub principal: Principal,
     pub token: String,
     pub token_expires_at_ms: i64,
+    /// `Bearer <token>`, made once: what every forwarded call carries.
+    pub bearer: Option<HeaderValue>,
+}
+
+impl Verified {
+    pub fn new(principal: Principal, token: String, token_expires_at_ms: i64) -> Self {
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        Verified { principal, token, token_expires_at_ms, bearer }
+    }
 }
 
 /// The outcome of authenticating one request.
@@ -33,12 +42,16 @@ pub struct Authenticated {
 pub struct Authenticator {
     auth: AuthClient,
     tenant: TenantClient,
-    verifications: Cache<String, Arc<Verified>>,
+    verifications: Cache<CredentialKey, Arc<Verified>>,
     tenants: Cache<TenantId, Arc<Tenant>>,
 }
 
 /// A cached token is not used in its last seconds, so it cannot expire in flight.
 const TOKEN_MARGIN_MS: i64 = 10_000;
+
+/// A credential's SHA-256: what verifications are cached under (never the
+/// credential itself).
+type CredentialKey = [u8; 32];
 
 impl Authenticator {
     pub fn new(auth: AuthClient, tenant: TenantClient, bus: &Bus, settings: &Settings) -> Self {
@@ -72,7 +85,7 @@ impl Authenticator {
 
     /// Verifies a credential, from the cache when it is still good.
     pub async fn verify(&self, credential: &str) -> Result<Arc<Verified>, ApiError> {
-        let key = hex::encode(Sha256::digest(credential.as_bytes()));
+        let key: CredentialKey = Sha256::digest(credential.as_bytes()).into();
         let now = now_ms();
         if let Some(hit) = self.verifications.get(&key) {
             let live = hit.principal.expires_at_ms.is_none_or(|at| at > now)
@@ -95,11 +108,7 @@ impl Authenticator {
         if answer.principal.kind == PrincipalKind::Service {
             return Err(ApiError::unauthorized());
         }
-        let verified = Arc::new(Verified {
-            principal: answer.principal,
-            token: answer.token,
-            token_expires_at_ms: answer.token_expires_at_ms,
-        });
+        let verified = Arc::new(Verified::new(answer.principal, answer.token, answer.token_expires_at_ms));
         self.verifications.insert(key, verified.clone());
         Ok(verified)
     }
@@ -154,7 +163,7 @@ fn check_status(tenant: &Tenant) -> Result<(), ApiError> {
 /// forgets everything.
 async fn follow_bus(
     mut rx: tokio::sync::broadcast::Receiver<BusMessage>,
-    verifications: Cache<String, Arc<Verified>>,
+    verifications: Cache<CredentialKey, Arc<Verified>>,
     tenants: Cache<TenantId, Arc<Tenant>>,
 ) {
     let auth_channel = bus_channel(None, AUTH_TOPIC);
@@ -184,7 +193,7 @@ async fn follow_bus(
     }
 }
 
-fn forget_credential(verifications: &Cache<String, Arc<Verified>>, id: String) {
+fn forget_credential(verifications: &Cache<CredentialKey, Arc<Verified>>, id: String) {
     if verifications.invalidate_entries_if(move |_, v| v.principal.id == id).is_err() {
         verifications.invalidate_all();
     }

@@ -40,17 +40,16 @@ fn clean(headers: &HeaderMap) -> HeaderMap {
     headers.iter().filter(|(name, _)| !dropped(name)).map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 
-/// Sends the request on, authenticated as `token` (or anonymously).
-pub async fn forward(transport: &Transport, request: Request, token: Option<&str>) -> Response {
+/// Sends the request on, authenticated with `bearer` (`Bearer <internal
+/// token>`), or anonymously.
+pub async fn forward(transport: &Transport, request: Request, bearer: Option<HeaderValue>) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut builder = http::Request::builder().method(parts.method.clone()).uri(path);
     if let Some(headers) = builder.headers_mut() {
         *headers = clean(&parts.headers);
-        if let Some(token) = token {
-            if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
-                headers.insert(header::AUTHORIZATION, value);
-            }
+        if let Some(bearer) = bearer {
+            headers.insert(header::AUTHORIZATION, bearer);
         }
     }
     // The tenant, for routing by affinity; other extensions stay on this side.

@@ -192,7 +192,7 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
             Err(e) => return e.into_response(),
         },
     };
-    let token = caller.as_ref().map(|a| a.verified.token.clone());
+    let bearer = caller.as_ref().and_then(|a| a.verified.bearer.clone());
     // Only calls that deliver pages (content, and starting a crawl) are
     // metered: quotas and concurrency apply to them.
     let metered = matches!(route.upstream, Upstream::Core)
@@ -222,7 +222,7 @@ async fn pass(State(state): State<GatewayState>, route: Route, params: RawPathPa
         Ok(Idempotent::Replay(response)) => return finish_call(response, verdict, caller),
         Err(e) => return finish_call(e.into_response(), verdict, caller),
     };
-    let mut response = proxy::forward(transport, request, token.as_deref()).await;
+    let mut response = proxy::forward(transport, request, bearer).await;
     if let Some(claim) = claim {
         response = state.idempotency.finish(claim, response).await;
     }

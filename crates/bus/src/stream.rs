@@ -84,11 +84,11 @@ struct LocalQueue {
 impl LocalStreams {
     fn with<T>(&self, stream: &str, f: impl FnOnce(&mut LocalQueue) -> T) -> T {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        let queue = queues.entry(stream.to_owned()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            LocalQueue { tx, rx: Some(rx), next: 0 }
-        });
-        f(queue)
+        if let Some(queue) = queues.get_mut(stream) {
+            return f(queue);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        f(queues.entry(stream.to_owned()).or_insert(LocalQueue { tx, rx: Some(rx), next: 0 }))
     }
 }
 

@@ -94,7 +94,10 @@ fn request_id_header() -> HeaderName {
 }
 
 fn clip(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: &HeaderName, max: usize) -> Option<String> {
@@ -411,6 +414,14 @@ mod tests {
         drop(body);
         let event = next(&mut rx).await;
         assert_eq!((event.response_digest, event.response_bytes), (None, 4));
+    }
+
+    #[test]
+    fn long_texts_are_clipped_at_a_character_boundary() {
+        assert_eq!(clip("héllo", 2), "hé");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abc", 10), "abc");
+        assert_eq!(clip("", 1), "");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub use follow::ConfigSource;
 #[cfg(feature = "service")]
 pub use service::{Audit, AuditState, Background, GROUP, Settings, consume, router, start, start_with_resolver};
 #[cfg(feature = "service")]
+pub use sqlite::Appender;
+#[cfg(feature = "service")]
 pub use store::{AuditStore, ChainReport, ListFilter, MIGRATIONS, SCHEMA, VerifyReport};
 #[cfg(feature = "service")]
 pub use storer::Storer;

@@ -19,13 +19,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A connection of the storing thread's own to the trail's SQLite file.
-pub(crate) struct Appender {
+pub struct Appender {
     conn: Connection,
 }
 
 impl Appender {
     /// Opens the (migrated) trail at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Appender, StoreError> {
+    pub fn open(path: &Path) -> Result<Appender, StoreError> {
         let conn = Connection::open(path).map_err(error)?;
         // As the pool's connections: another connection writing waits, it does not fail.
         conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
@@ -35,7 +35,7 @@ impl Appender {
 
     /// Stores the events not stored yet, each at the end of its chain, in one
     /// transaction; returns the chains that grew.
-    pub(crate) fn append(&mut self, events: Vec<AuditEvent>) -> Result<Vec<Chain>, StoreError> {
+    pub fn append(&mut self, events: Vec<AuditEvent>) -> Result<Vec<Chain>, StoreError> {
         let by_chain = by_chain(events);
         if by_chain.is_empty() {
             return Ok(Vec::new());

@@ -505,17 +505,21 @@ async fn exports_reach_a_signed_webhook_and_a_json_lines_file(p: &Platform) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_storage_benchmark_stores_and_verifies_what_it_times() {
     use anno::bench::audit::{AuditArgs, run};
-    let mut args = AuditArgs { events: 700, batch: 64, vary: true, tenants: 3, postgres_url: None };
+    let mut args = AuditArgs { events: 700, batch: 64, vary: true, tenants: 3, postgres_url: None, pool: false };
     let report = run(&args).await.expect("the benchmark runs on SQLite");
-    assert_eq!((report.backend, report.events), ("sqlite", 700));
+    assert_eq!((report.backend, report.path, report.events), ("sqlite", "the storing thread's connection", 700));
     // Ten full batches of warm-up, then the timed ones.
     assert_eq!(report.verified, 10 * 64 + 700);
+    args.pool = true;
+    let pooled = run(&args).await.expect("the benchmark runs through the pool");
+    assert_eq!((pooled.path, pooled.verified), ("the pool", 10 * 64 + 700));
+    args.pool = false;
     assert!(report.batches > 700 / 64, "varied batches are smaller than --batch: {}", report.batches);
     assert!(report.to_string().contains("every chain verified"), "{report}");
     if anno_store::testing::postgres_available().await {
         args.postgres_url = Some(anno_store::testing::postgres_url());
         let report = run(&args).await.expect("the benchmark runs on Postgres");
-        assert_eq!((report.backend, report.verified), ("postgres", 10 * 64 + 700));
+        assert_eq!((report.backend, report.path, report.verified), ("postgres", "the pool", 10 * 64 + 700));
     }
 }
 

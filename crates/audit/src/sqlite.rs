@@ -16,6 +16,7 @@ use anno_store::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A connection of the storing thread's own to the trail's SQLite file.
@@ -71,9 +72,7 @@ impl Appender {
         }
         let records = extend(by_chain, &heads, &stored)?;
         {
-            let placeholders: Vec<String> = (1..=21).map(|n| format!("?{n}")).collect();
-            let sql = format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES ({})", placeholders.join(", "));
-            let mut insert = tx.prepare_cached(&sql).map_err(error)?;
+            let mut insert = tx.prepare_cached(insert_sql()).map_err(error)?;
             let mut advance = tx
                 .prepare_cached("UPDATE audit_chains SET seq = ?2, hash = ?3, updated_at = ?4 WHERE chain = ?1")
                 .map_err(error)?;
@@ -114,6 +113,15 @@ impl Appender {
         tx.commit().map_err(error)?;
         Ok(records.into_iter().map(|(chain, _)| chain).collect())
     }
+}
+
+/// One event's row: [`COLUMNS`] and `stored_at`.
+fn insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let placeholders: Vec<String> = (1..=COLUMNS.split(", ").count() + 1).map(|n| format!("?{n}")).collect();
+        format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES ({})", placeholders.join(", "))
+    })
 }
 
 fn error(e: rusqlite::Error) -> StoreError {

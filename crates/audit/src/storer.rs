@@ -1,14 +1,14 @@
 //! Storing off the threads that serve calls.
 //!
 //! Linking events into their chains and writing them is the trail's heaviest
-//! work: for every call, its JSON read back, a SHA-256 link, a row bound and
-//! written. Done on the runtime that serves calls, a batch of a few hundred
-//! events holds one of its workers for a millisecond or two, and every call
-//! queued behind it waits that long. The storer does it on a thread of its
-//! own, with a pool of its own opened there (so SQLite's worker threads are
-//! started from it and share its priority), at a lower scheduling priority:
-//! when a call and a batch both want a core, the call gets it; idle cores
-//! still store at full speed.
+//! work: for every call, a SHA-256 link, a row bound and written. Done on the
+//! runtime that serves calls, a batch of a few hundred events holds one of its
+//! workers for a millisecond or two, and every call queued behind it waits
+//! that long. The storer does it on a thread of its own, at a lower
+//! scheduling priority: when a call and a batch both want a core, the call
+//! gets it; idle cores still store at full speed. On SQLite the thread runs
+//! the statements itself, on a connection of its own ([`crate::sqlite`]); on
+//! Postgres it has a pool of its own, opened there.
 //!
 //! A busy enough host could leave that thread behind for good, and the
 //! events waiting for it are held in memory. So when a batch's oldest event
@@ -22,7 +22,7 @@ use crate::sqlite::Appender;
 use crate::store::{AuditStore, SCHEMA};
 use anno_bus::Entry;
 use anno_store::{DatabaseTarget, StoreError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +40,14 @@ pub const CAUGHT_UP: i64 = 200;
 
 type Job = (Vec<Entry>, oneshot::Sender<Result<Vec<Chain>, StoreError>>);
 
+/// What the storing thread writes through.
+enum Own {
+    /// SQLite: a connection it opens and runs itself.
+    Connection(PathBuf),
+    /// Postgres: a pool of its own, on a runtime of its own.
+    Pool(tokio::runtime::Runtime, DatabaseTarget),
+}
+
 /// Hands batches of stream entries to the storing thread.
 #[derive(Clone)]
 pub struct Storer {
@@ -55,18 +63,16 @@ impl Storer {
         let (jobs, rx) = mpsc::unbounded_channel();
         let catching_up = Arc::new(AtomicBool::new(false));
         let target = store.db().target().clone();
-        // SQLite is run by the thread itself; Postgres through a pool of its own.
-        let runtime = match target.sqlite_file(SCHEMA) {
-            Some(_) => None,
-            None => Some(tokio::runtime::Builder::new_current_thread().enable_all().build()?),
+        let own = match target.sqlite_file(SCHEMA) {
+            Some(file) => Own::Connection(file),
+            None => Own::Pool(tokio::runtime::Builder::new_current_thread().enable_all().build()?, target),
         };
         let flag = Arc::clone(&catching_up);
         std::thread::Builder::new().name("audit-store".into()).spawn(move || {
             lower_priority();
-            match (runtime, target.sqlite_file(SCHEMA)) {
-                (Some(runtime), _) => runtime.block_on(serve(target, rx, flag)),
-                (None, Some(file)) => serve_sqlite(&file, rx, &flag),
-                (None, None) => {}
+            match own {
+                Own::Connection(file) => serve_sqlite(&file, rx, &flag),
+                Own::Pool(runtime, target) => runtime.block_on(serve(target, rx, flag)),
             }
         })?;
         Ok(Storer { jobs, store, catching_up })

@@ -26,7 +26,11 @@ pub struct Verified {
 
 impl Verified {
     pub fn new(principal: Principal, token: String, token_expires_at_ms: i64) -> Self {
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).ok().map(|mut value| {
+            // Kept out of `Debug` output and out of HTTP/2 header tables.
+            value.set_sensitive(true);
+            value
+        });
         Verified { principal, token, token_expires_at_ms, bearer }
     }
 }

@@ -78,7 +78,7 @@ impl DatabaseTarget {
     /// The SQLite file of one service's schema; none on Postgres.
     pub fn sqlite_file(&self, schema: &str) -> Option<PathBuf> {
         match self {
-            Self::Sqlite { dir } => Some(dir.join(format!("{schema}.db"))),
+            Self::Sqlite { dir } => Some(schema_file(dir, schema)),
             Self::Postgres { .. } => None,
         }
     }
@@ -90,7 +90,7 @@ impl DatabaseTarget {
         let url = match self {
             Self::Sqlite { dir } => {
                 std::fs::create_dir_all(dir).map_err(StoreError::io)?;
-                sqlite_url(&dir.join(format!("{schema}.db")))
+                sqlite_url(&schema_file(dir, schema))
             }
             Self::Postgres { url } => {
                 let mut conn = sqlx::AnyConnection::connect(url).await?;
@@ -130,6 +130,11 @@ impl DatabaseTarget {
             .await?;
         Ok(Db { pool, target: self.clone() })
     }
+}
+
+/// Where a schema's SQLite file is, in the data directory.
+fn schema_file(dir: &Path, schema: &str) -> PathBuf {
+    dir.join(format!("{schema}.db"))
 }
 
 fn sqlite_url(path: &Path) -> String {

@@ -148,8 +148,7 @@ fn serve_sqlite(file: &Path, mut jobs: mpsc::UnboundedReceiver<Job>, catching_up
                 Some(opened) => opened,
                 None => appender.insert(Appender::open(file)?),
             };
-            let events = decode(&entries);
-            let waited = waited_ms(&events);
+            let (events, waited) = read(&entries);
             let grown = opened.append(events);
             if grown.is_err() {
                 // Opened again for the next batch: a broken connection stays broken.
@@ -174,9 +173,16 @@ fn check_pace(waited: i64, catching_up: &AtomicBool) {
 /// dropped); returns the chains that grew, and how long (ms) the oldest
 /// event had waited since its call ended.
 async fn append(store: &AuditStore, entries: &[Entry]) -> Result<(Vec<Chain>, i64), StoreError> {
+    let (events, waited) = read(entries);
+    Ok((store.append(events).await?, waited))
+}
+
+/// The events the entries carry (unreadable ones are logged and dropped), and
+/// how long (ms) the oldest had waited since its call ended.
+fn read(entries: &[Entry]) -> (Vec<AuditEvent>, i64) {
     let events = decode(entries);
     let waited = waited_ms(&events);
-    Ok((store.append(events).await?, waited))
+    (events, waited)
 }
 
 /// How long (ms) the oldest of the events has waited since its call ended.

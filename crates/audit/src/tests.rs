@@ -452,15 +452,21 @@ async fn file_exports_append_lines_and_failed_webhooks_back_off(target: &Databas
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A store on SQLite in a scratch directory, and its file.
+async fn sqlite_store() -> (PathBuf, AuditStore, PathBuf) {
+    let dir = temp_dir();
+    let target = DatabaseTarget::Sqlite { dir: dir.clone() };
+    let store = store_on(&target).await;
+    let file = target.sqlite_file(SCHEMA).expect("a SQLite file");
+    (dir, store, file)
+}
+
 /// On SQLite the storing thread writes through a connection of its own
 /// ([`crate::sqlite::Appender`]), not the pool: the same rows, chains and
 /// idempotency, read back and verified through the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storing_threads_own_connection_stores_what_the_pool_would() {
-    let dir = temp_dir();
-    let target = DatabaseTarget::Sqlite { dir: dir.clone() };
-    let store = store_on(&target).await;
-    let file = target.sqlite_file(SCHEMA).expect("a SQLite file");
+    let (dir, store, file) = sqlite_store().await;
     let tenants: Vec<TenantId> = (0..3).map(|_| TenantId::generate()).collect();
     // Some events stored through the pool first, then redelivered among new ones.
     let earlier = events(Some(&tenants[0]), 4);
@@ -502,10 +508,7 @@ async fn the_storing_threads_own_connection_stores_what_the_pool_would() {
 /// process's) extending one chain at once leave it whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storing_threads_connection_and_the_pool_extend_one_chain_without_gaps() {
-    let dir = temp_dir();
-    let target = DatabaseTarget::Sqlite { dir: dir.clone() };
-    let store = store_on(&target).await;
-    let file = target.sqlite_file(SCHEMA).expect("a SQLite file");
+    let (dir, store, file) = sqlite_store().await;
     let tenant = TenantId::generate();
     let thread = {
         let tenant = tenant.clone();

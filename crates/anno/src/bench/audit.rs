@@ -8,12 +8,12 @@
 //! In the embedded shape this work runs in the same process as the gateway,
 //! so its CPU time per event is part of every call's cost.
 
-use crate::bench::{ScratchDatabase, process_cpu};
+use crate::bench::{ScratchDatabase, Stopwatch};
 use anno_audit::{Actor, ActorKind, Appender, AuditEvent, AuditStore, BodyTally, MIGRATIONS, SCHEMA, Timestamp};
 use anno_store::DatabaseTarget;
 use anno_tenancy::TenantId;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct AuditArgs {
@@ -126,7 +126,11 @@ async fn measure(args: &AuditArgs, target: DatabaseTarget, backend: &'static str
                 for batch in warm_up {
                     appender.append(batch)?;
                 }
-                timed(|| batches.into_iter().try_for_each(|batch| appender.append(batch).map(drop)))
+                let clock = Stopwatch::start();
+                for batch in batches {
+                    appender.append(batch)?;
+                }
+                Ok((clock.elapsed(), clock.cpu()))
             });
             let (elapsed, cpu) = timed.await??;
             ("the storing thread's connection", elapsed, cpu)
@@ -135,25 +139,16 @@ async fn measure(args: &AuditArgs, target: DatabaseTarget, backend: &'static str
             for batch in warm_up {
                 store.append(batch).await?;
             }
-            let (started, cpu_before) = (Instant::now(), process_cpu());
+            let clock = Stopwatch::start();
             for batch in batches {
                 store.append(batch).await?;
             }
-            let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
-            ("the pool", started.elapsed(), cpu)
+            ("the pool", clock.elapsed(), clock.cpu())
         }
     };
     let report = store.verify(None).await?;
     anyhow::ensure!(report.is_intact(), "a chain did not verify: {report:?}");
     Ok(AuditReport { backend, path, batches: count, events, elapsed, cpu, verified: report.events() })
-}
-
-/// Runs `work`; its wall time and this process's CPU time over it.
-fn timed(work: impl FnOnce() -> Result<(), anno_store::StoreError>) -> anyhow::Result<(Duration, Option<Duration>)> {
-    let (started, cpu_before) = (Instant::now(), process_cpu());
-    work()?;
-    let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
-    Ok((started.elapsed(), cpu))
 }
 
 /// The sizes of the timed batches, adding up to `--events`.

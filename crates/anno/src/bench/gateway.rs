@@ -11,7 +11,7 @@
 //! arm the process settles (still counted), so the audit events of the
 //! gateway's calls are stored within its own figure.
 
-use crate::bench::process_cpu;
+use crate::bench::{Stopwatch, median};
 use crate::platform;
 use crate::{Config, Overrides, ServiceName};
 use anno_api::auth::AuthClient;
@@ -25,7 +25,7 @@ use http::{Method, Request, StatusCode, header};
 use serde_json::json;
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// The route both arms call: a tenant's crawls, one to a page.
@@ -71,13 +71,7 @@ pub struct GatewayReport {
 
 impl GatewayReport {
     fn median(samples: &[Sample], of: impl Fn(&Sample) -> f64) -> f64 {
-        let mut values: Vec<f64> = samples.iter().map(of).collect();
-        values.sort_by(f64::total_cmp);
-        match values.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => values[n / 2],
-            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-        }
+        median(samples.iter().map(of).collect())
     }
 
     /// The median CPU time a call of core called directly, and through the gateway.
@@ -214,7 +208,7 @@ struct Arm {
 impl Arm {
     async fn round(&self, calls: usize, concurrency: usize) -> anyhow::Result<Sample> {
         let authorization = format!("Bearer {}", self.credential);
-        let (started, cpu_before, switches_before) = (Instant::now(), process_cpu(), context_switches());
+        let (clock, switches_before) = (Stopwatch::start(), context_switches());
         let workers = (0..concurrency).map(|n| {
             let (router, authorization) = (self.router.clone(), authorization.clone());
             let share = calls / concurrency + usize::from(n < calls % concurrency);
@@ -234,10 +228,9 @@ impl Arm {
         for worker in futures::future::join_all(workers).await {
             worker??;
         }
-        let elapsed = started.elapsed();
+        let elapsed = clock.elapsed();
         tokio::time::sleep(SETTLE).await;
-        let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
-        let cpu = cpu.context("this platform does not report the process's CPU time")?;
+        let cpu = clock.cpu().context("this platform does not report the process's CPU time")?;
         let switches = context_switches().saturating_sub(switches_before);
         Ok(Sample {
             cpu_us: cpu.as_secs_f64() * 1e6 / calls as f64,

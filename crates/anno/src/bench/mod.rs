@@ -18,8 +18,41 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Wall time, and this process's CPU time, since it was started.
+pub(crate) struct Stopwatch {
+    started: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    pub(crate) fn start() -> Stopwatch {
+        Stopwatch { started: Instant::now(), cpu: process_cpu() }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// User and system CPU time of every thread since the start; none where
+    /// the platform does not report it.
+    pub(crate) fn cpu(&self) -> Option<Duration> {
+        self.cpu.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before))
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0
+/// for none.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// User and system CPU time of this process so far (Linux).
-pub(crate) fn process_cpu() -> Option<Duration> {
+fn process_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -93,14 +126,9 @@ impl Reduction {
 
     /// From per-page (raw, markdown) token counts.
     pub fn from_counts(counts: &[(u64, u64)]) -> Reduction {
-        let mut ratios: Vec<f64> =
+        let ratios: Vec<f64> =
             counts.iter().filter(|(raw, _)| *raw > 0).map(|(raw, md)| 1.0 - *md as f64 / *raw as f64).collect();
-        ratios.sort_by(f64::total_cmp);
-        let median = match ratios.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => ratios[n / 2],
-            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
-        };
+        let median = median(ratios);
         Reduction {
             pages: counts.len(),
             raw_tokens: counts.iter().map(|c| c.0).sum(),

@@ -16,6 +16,14 @@
 # over its rounds: on shared cores one arm's bad second then weighs as little as
 # another's.
 #
+# Arms taking turns still meet different moments of the host, and on shared
+# cores its bad moments move a p99 by milliseconds. So at half of the peak the
+# nginx and gateway arms also run paired: the same load, with a trickle of
+# probes sent straight to core at the same time (a tenth of the rate, on
+# connections of their own). Both see the same moments, and the arm's p99 less
+# the probes' p99 is what the proxy added; the figure given is the median of
+# the rounds' differences.
+#
 #   embedded      one process, SQLite, in-process bus; every service also listens
 #                 on its own port so core can be called directly and the internal
 #                 token obtained from auth (the build is the embedded one: the
@@ -34,6 +42,8 @@
 #   BENCH_CONNECTIONS  connections (default 64); BENCH_THREADS wrk threads (default 2)
 #   BENCH_LOADS        fixed rates to run after the peak, as fractions of the
 #                      gateway's peak (default 0.5; the first one gives the ratios)
+#   BENCH_PROBES       the probes' share of the paired arms' rate (default 0.1;
+#                      at least 50/s, on 8 connections)
 #   BENCH_OUT          directory for the raw results (default target/bench)
 #   BENCH_PROFILE=1    after the measured arms, profile the gateway arm at peak with
 #                      perf (call graphs of the gateway's process) into BENCH_OUT;
@@ -54,6 +64,8 @@ WARMUP=${BENCH_WARMUP:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 LOADS=${BENCH_LOADS:-0.5}
+PROBES=${BENCH_PROBES:-0.1}
+PROBE_CONNECTIONS=8
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 POSTGRES_URL=${ANNO_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS_URL=${ANNO_BENCH_REDIS_URL:-redis://127.0.0.1:6379}
@@ -489,7 +501,7 @@ measure() {
         { time "$LOADGEN" --url "$url" "${HEADERS[@]}" --method "$METHOD" "${body[@]}" --rate "$load" \
             --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" >"$WORK/out"; } 2>"$timing"
     fi
-    result=$(grep '^RESULT ' "$WORK/out") || {
+    result=$(grep -m1 '^RESULT ' "$WORK/out") || {
         cat "$WORK/out" >&2
         die "$arm: no result"
     }
@@ -508,6 +520,44 @@ measure() {
     printf '  %-8s %-8s %7s req/s  p50 %6.2f ms  p99 %6.2f ms  (cpu µs/req: %s)\n' "$arm" "$load" \
         "$(field "$result" rps)" "$(awk -v u="$(field "$result" p50_us)" 'BEGIN{print u/1000}')" \
         "$(awk -v u="$(field "$result" p99_us)" 'BEGIN{print u/1000}')" "${cpu}client=$client_cpu" >&2
+}
+
+PAIRED=()
+# Runs one arm at a fixed rate with direct probes beside it; appends "shape arm
+# rate p50 p99 probe_p50 probe_p99 errors" to PAIRED.
+measure_paired() {
+    local arm=$1 rate=$2 probe_rate result probe line
+    probe_rate=$(awk -v r="$rate" -v s="$PROBES" 'BEGIN { p = int(r * s); print (p < 50 ? 50 : p) }')
+    local request=(--method "$METHOD")
+    [ -z "$BODY" ] || request+=(--body "$BODY")
+    arm_headers "$arm"
+    local arm_target=(--url "$(arm_url "$arm")" "${HEADERS[@]}" "${request[@]}" --rate "$rate" --connections "$CONNECTIONS")
+    arm_headers direct
+    local probe_target=(--url "$(arm_url direct)" "${HEADERS[@]}" "${request[@]}" --rate "$probe_rate" \
+        --connections "$PROBE_CONNECTIONS")
+    "$LOADGEN" --duration "$DURATION" --warmup "$WARMUP" "${arm_target[@]}" "${probe_target[@]}" >"$WORK/out"
+    if ! result=$(grep '^RESULT target=1 ' "$WORK/out") || ! probe=$(grep '^RESULT target=2 ' "$WORK/out"); then
+        cat "$WORK/out" >&2
+        die "$arm with probes: no result"
+    fi
+    line="$SHAPE $arm $rate $(field "$result" p50_us) $(field "$result" p99_us) $(field "$probe" p50_us) $(field "$probe" p99_us) $(($(field "$result" non2xx) + $(field "$result" errors) + $(field "$probe" non2xx) + $(field "$probe" errors)))"
+    PAIRED+=("$line")
+    echo "paired $line" >>"$RAW"
+    printf '  %-8s %-8s p50 %6.2f ms  p99 %6.2f ms;  direct probes at %s/s beside it: p50 %6.2f ms  p99 %6.2f ms;  added p99 %6.2f ms\n' \
+        "$arm" "$rate" "$(ms "$(field "$result" p50_us)")" "$(ms "$(field "$result" p99_us)")" "$probe_rate" \
+        "$(ms "$(field "$probe" p50_us)")" "$(ms "$(field "$probe" p99_us)")" \
+        "$(ms $(($(field "$result" p99_us) - $(field "$probe" p99_us))))" >&2
+}
+
+# "median min max" over the rounds of an arm's paired p99 less its probes' (µs).
+paired_added() {
+    printf '%s\n' "${PAIRED[@]}" | awk -v s="$1" -v a="$2" '
+        $1 == s && $2 == a { x[++n] = $5 - $7 }
+        END {
+            if (!n) exit
+            for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k - 1] > x[k]; k--) { t = x[k]; x[k] = x[k - 1]; x[k - 1] = t }
+            print (n % 2 ? x[(n + 1) / 2] : int((x[n / 2] + x[n / 2 + 1]) / 2)), x[1], x[n]
+        }'
 }
 
 # The figures of one arm from RESULTS ("peak", or the first fixed rate: "half"):
@@ -529,8 +579,8 @@ declare -A HALF # shape → the first fixed rate it ran at
 
 # The three arms in turn at one load, ROUNDS times.
 rounds() {
-    local round arm
-    for round in $(seq 1 "$ROUNDS"); do
+    local arm
+    for _ in $(seq 1 "$ROUNDS"); do
         for arm in direct nginx gateway; do
             measure "$arm" "$1"
         done
@@ -558,6 +608,12 @@ run_shape() {
         [ -n "${HALF[$SHAPE]:-}" ] || HALF[$SHAPE]=$rate
         log "$SHAPE: at $fraction of the gateway's peak, $rate req/s (open loop, $CONNECTIONS connections, $ROUNDS rounds)"
         rounds "$rate"
+    done
+    log "$SHAPE: paired at ${HALF[$SHAPE]} req/s, direct probes beside each arm ($ROUNDS rounds)"
+    for _ in $(seq 1 "$ROUNDS"); do
+        for arm in nginx gateway; do
+            measure_paired "$arm" "${HALF[$SHAPE]}"
+        done
     done
     if [ "${BENCH_PROFILE:-0}" = 1 ]; then
         profile
@@ -662,7 +718,11 @@ report() {
         echo "$shape: gateway/nginx throughput $(ratio "$g" "$n") (goal $goal), gateway/direct $(ratio "$g" "$d"), nginx/direct $(ratio "$n" "$d");"
         local p99_goal=' (goal < 1 ms)'
         [ "$shape" = embedded ] || p99_goal=''
-        echo "$shape: added p99 at ${HALF[$shape]} req/s (the first fixed rate): gateway $(ms $((gh - dh))) ms$p99_goal, nginx $(ms $((nh - dh))) ms"
+        echo "$shape: added p99 at ${HALF[$shape]} req/s (the first fixed rate), arms in turn: gateway $(ms $((gh - dh))) ms, nginx $(ms $((nh - dh))) ms"
+        local ga gmin gmax na nmin nmax
+        read -r ga gmin gmax <<<"$(paired_added "$shape" gateway)"
+        read -r na nmin nmax <<<"$(paired_added "$shape" nginx)"
+        echo "$shape: added p99 at ${HALF[$shape]} req/s, paired with direct probes at the same moments (median of rounds; range): gateway $(ms "$ga") ms ($(ms "$gmin") to $(ms "$gmax"))$p99_goal, nginx $(ms "$na") ms ($(ms "$nmin") to $(ms "$nmax"))"
     done
     echo
     echo "CPU per request (µs: user + system time of each process over the arm, divided by its requests):"
@@ -671,6 +731,18 @@ report() {
     for line in "${RESULTS[@]}"; do
         read -r shape arm load _ _ _ _ cpu <<<"$line"
         printf '  %-11s %-7s %-6s %s\n' "$shape" "$arm" "$load" "$cpu"
+    done
+    echo
+    echo "Paired at half of the peak: each arm and the direct probes sent beside it (p50 and p99, ms):"
+    echo
+    printf '| %-11s | %-7s | %-9s | %8s | %8s | %12s | %12s | %9s | %6s |\n' shape arm 'req/s' 'p50' 'p99' 'probes p50' \
+        'probes p99' 'added p99' errors
+    echo '|-------------|---------|----------:|---------:|---------:|-------------:|-------------:|----------:|-------:|'
+    local probe_p50 probe_p99
+    for line in "${PAIRED[@]}"; do
+        read -r shape arm load p50 p99 probe_p50 probe_p99 errors <<<"$line"
+        printf '| %-11s | %-7s | %9s | %8s | %8s | %12s | %12s | %9s | %6s |\n' "$shape" "$arm" "$load" "$(ms "$p50")" \
+            "$(ms "$p99")" "$(ms "$probe_p50")" "$(ms "$probe_p99")" "$(ms $((p99 - probe_p99)))" "$errors"
     done
     echo
     echo "Raw figures: $RAW"

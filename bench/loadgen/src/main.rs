@@ -9,66 +9,88 @@
 //! a request goes out late, the wait counts (no coordinated omission). The
 //! latency from the moment it was actually written is reported beside it.
 //!
+//! Several targets can run at once, each with its own URL, headers, rate and
+//! connections: `bench/gateway.sh` sends a trickle of requests straight to
+//! core beside the load through the gateway, so that both see the same moments
+//! of the host, and their difference is what the gateway added.
+//!
 //! ```text
-//! anno-loadgen --url http://127.0.0.1:5213/v1/crawl?limit=1 -H 'Authorization: Bearer …' \
-//!     --rate 4000 --connections 64 --duration 15 --warmup 3
+//! anno-loadgen --duration 15 --warmup 3 \
+//!     --url http://127.0.0.1:5210/v1/crawl?limit=1 -H 'Authorization: Bearer …' --rate 4000 --connections 64 \
+//!     --url http://127.0.0.1:5213/v1/crawl?limit=1 -H 'Authorization: Bearer …' --rate 400 --connections 8
 //! ```
 //!
-//! The last line is machine-readable: `RESULT key=value …` (latencies in µs).
+//! For each target, in the order given, a line for people and then one for
+//! scripts: `RESULT target=N key=value …` (latencies in µs).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: anno-loadgen --url http://HOST:PORT/PATH [-H 'Name: value']... \
-[--method GET] [--body TEXT] --rate PER_SECOND [--connections 64] [--duration 15] [--warmup 3]";
+const USAGE: &str = "usage: anno-loadgen [--duration 15] [--warmup 3] TARGET [TARGET...]
+  TARGET: --url http://HOST:PORT/PATH [-H 'Name: value']... [--method GET] [--body TEXT] \\
+          --rate PER_SECOND [--connections 64]
+  Options after a --url are that target's; the targets run at the same time.";
 
-struct Args {
+/// One stream of requests: its own URL, rate and connections.
+#[derive(Debug)]
+struct Target {
     url: String,
     headers: Vec<String>,
     method: String,
     body: Option<String>,
     rate: f64,
     connections: usize,
+}
+
+#[derive(Debug)]
+struct Args {
+    targets: Vec<Target>,
     duration: Duration,
     warmup: Duration,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        url: String::new(),
-        headers: Vec::new(),
-        method: "GET".to_owned(),
-        body: None,
-        rate: 0.0,
-        connections: 64,
-        duration: Duration::from_secs(15),
-        warmup: Duration::from_secs(3),
-    };
-    let mut it = std::env::args().skip(1);
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args { targets: Vec::new(), duration: Duration::from_secs(15), warmup: Duration::from_secs(3) };
+    let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         let seconds = |v: String| v.parse::<f64>().map(Duration::from_secs_f64).map_err(|e| format!("{v}: {e}"));
         match flag.as_str() {
-            "--url" => args.url = value()?,
-            "-H" | "--header" => args.headers.push(value()?),
-            "--method" => args.method = value()?,
-            "--body" => args.body = Some(value()?),
-            "--rate" => args.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
-            "--connections" => args.connections = value()?.parse().map_err(|e| format!("--connections: {e}"))?,
-            "--duration" => args.duration = seconds(value()?)?,
-            "--warmup" => args.warmup = seconds(value()?)?,
+            "--url" => parsed.targets.push(Target {
+                url: value()?,
+                headers: Vec::new(),
+                method: "GET".to_owned(),
+                body: None,
+                rate: 0.0,
+                connections: 64,
+            }),
+            "--duration" => parsed.duration = seconds(value()?)?,
+            "--warmup" => parsed.warmup = seconds(value()?)?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
+            "-H" | "--header" | "--method" | "--body" | "--rate" | "--connections" => {
+                let given = value()?;
+                let target = parsed.targets.last_mut().ok_or_else(|| format!("{flag} comes after a --url"))?;
+                match flag.as_str() {
+                    "--method" => target.method = given,
+                    "--body" => target.body = Some(given),
+                    "--rate" => target.rate = given.parse().map_err(|e| format!("--rate: {e}"))?,
+                    "--connections" => target.connections = given.parse().map_err(|e| format!("--connections: {e}"))?,
+                    _ => target.headers.push(given),
+                }
+            }
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if args.url.is_empty() || args.rate <= 0.0 || args.connections == 0 || args.duration.is_zero() {
+    let incomplete = |t: &Target| t.url.is_empty() || t.rate <= 0.0 || t.connections == 0;
+    if parsed.targets.is_empty() || parsed.targets.iter().any(incomplete) || parsed.duration.is_zero() {
         return Err(USAGE.to_owned());
     }
-    Ok(args)
+    Ok(parsed)
 }
 
 /// `http://host:port/path?query` → (`host:port`, `/path?query`).
@@ -82,13 +104,13 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     Ok((authority, path.to_owned()))
 }
 
-fn request_bytes(args: &Args, authority: &str, path: &str) -> Vec<u8> {
-    let mut text = format!("{} {path} HTTP/1.1\r\nHost: {authority}\r\n", args.method);
-    for header in &args.headers {
+fn request_bytes(target: &Target, authority: &str, path: &str) -> Vec<u8> {
+    let mut text = format!("{} {path} HTTP/1.1\r\nHost: {authority}\r\n", target.method);
+    for header in &target.headers {
         text.push_str(header);
         text.push_str("\r\n");
     }
-    if let Some(body) = &args.body {
+    if let Some(body) = &target.body {
         text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     } else {
         text.push_str("\r\n");
@@ -220,29 +242,21 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let (authority, path) = match split_url(&args.url) {
-        Ok(parts) => parts,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let request: Arc<[u8]> = request_bytes(&args, &authority, &path).into();
-    let interval_ns = 1e9 / args.rate;
-    let total = ((args.warmup + args.duration).as_secs_f64() * args.rate).ceil() as u64;
-    let measured_from = (args.warmup.as_secs_f64() * args.rate).ceil() as u64;
+/// Starts the connections of one target; request `k` is due at
+/// `start + k / rate`, and those due before `start + warmup` are not counted.
+fn launch(
+    target: &Target,
+    start: Instant,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<Vec<JoinHandle<Tally>>, String> {
+    let (authority, path) = split_url(&target.url)?;
+    let request: Arc<[u8]> = request_bytes(target, &authority, &path).into();
+    let interval_ns = 1e9 / target.rate;
+    let total = ((warmup + duration).as_secs_f64() * target.rate).ceil() as u64;
+    let measured_from = (warmup.as_secs_f64() * target.rate).ceil() as u64;
     let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now() + Duration::from_millis(200);
-
-    let workers: Vec<_> = (0..args.connections)
+    Ok((0..target.connections)
         .map(|_| {
             let (request, next, authority) = (request.clone(), next.clone(), authority.clone());
             std::thread::spawn(move || {
@@ -278,39 +292,38 @@ fn main() -> ExitCode {
                 }
             })
         })
-        .collect();
+        .collect())
+}
 
+/// The tallies of a target's connections, as one.
+fn gather(workers: Vec<JoinHandle<Tally>>) -> Result<Tally, String> {
     let mut all = Tally::default();
     for worker in workers {
-        match worker.join() {
-            Ok(t) => {
-                all.latency.extend(t.latency);
-                all.service.extend(t.service);
-                all.late.extend(t.late);
-                all.non_2xx += t.non_2xx;
-                all.errors += t.errors;
-            }
-            Err(_) => {
-                eprintln!("a connection thread panicked");
-                return ExitCode::FAILURE;
-            }
-        }
+        let t = worker.join().map_err(|_| "a connection thread panicked".to_owned())?;
+        all.latency.extend(t.latency);
+        all.service.extend(t.service);
+        all.late.extend(t.late);
+        all.non_2xx += t.non_2xx;
+        all.errors += t.errors;
     }
-    let finished = Instant::now();
     for samples in [&mut all.latency, &mut all.service, &mut all.late] {
         samples.sort_unstable();
     }
-    let measured_for = finished.saturating_duration_since(start + args.warmup).as_secs_f64();
-    let done = all.latency.len() as f64;
-    let rps = done / measured_for.max(args.duration.as_secs_f64());
+    Ok(all)
+}
+
+/// A line for people and a `RESULT` line for scripts, of target `number`.
+fn report(number: usize, target: &Target, all: &Tally, measured_for: f64) {
+    let rps = all.latency.len() as f64 / measured_for;
     let ms = |us: u32| f64::from(us) / 1000.0;
     let l = &all.latency;
     println!(
-        "{:.0} req/s offered, {rps:.0} req/s done over {} connections; latency from due time: \
+        "{}: {:.0} req/s offered, {rps:.0} req/s done over {} connections; latency from due time: \
          p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; from send: p50 {:.3} ms, p99 {:.3} ms; \
          sent late by p99 {:.3} ms; {} non-2xx, {} errors",
-        args.rate,
-        args.connections,
+        target.url,
+        target.rate,
+        target.connections,
         ms(percentile(l, 50.0)),
         ms(percentile(l, 90.0)),
         ms(percentile(l, 99.0)),
@@ -323,9 +336,9 @@ fn main() -> ExitCode {
         all.errors,
     );
     println!(
-        "RESULT rate={:.0} requests={} rps={rps:.0} p50_us={} p90_us={} p99_us={} p999_us={} max_us={} \
-         svc_p50_us={} svc_p99_us={} late_p99_us={} non2xx={} errors={}",
-        args.rate,
+        "RESULT target={number} rate={:.0} requests={} rps={rps:.0} p50_us={} p90_us={} p99_us={} p999_us={} \
+         max_us={} svc_p50_us={} svc_p99_us={} late_p99_us={} non2xx={} errors={}",
+        target.rate,
         all.latency.len(),
         percentile(l, 50.0),
         percentile(l, 90.0),
@@ -338,7 +351,39 @@ fn main() -> ExitCode {
         all.non_2xx,
         all.errors,
     );
-    ExitCode::SUCCESS
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut launched = Vec::with_capacity(args.targets.len());
+    for target in &args.targets {
+        launched.push(launch(target, start, args.warmup, args.duration)?);
+    }
+    let mut tallies = Vec::with_capacity(launched.len());
+    for workers in launched {
+        tallies.push(gather(workers)?);
+    }
+    let measured_for = Instant::now().saturating_duration_since(start + args.warmup).as_secs_f64();
+    for (number, (target, tally)) in args.targets.iter().zip(&tallies).enumerate() {
+        report(number + 1, target, tally, measured_for.max(args.duration.as_secs_f64()));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args(std::env::args().skip(1)) {
+        Ok(args) => match run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +398,81 @@ mod tests {
         );
         assert_eq!(split_url("http://localhost").unwrap(), ("localhost:80".to_owned(), "/".to_owned()));
         assert!(split_url("https://example.com/").is_err());
+    }
+
+    fn parse(line: &str) -> Result<Args, String> {
+        parse_args(line.split(' ').map(str::to_owned))
+    }
+
+    #[test]
+    fn options_after_a_url_are_that_targets() {
+        let args = parse(
+            "--duration 5 --url http://a:1/x -H A:1 --rate 100 --url http://b:2/y --rate 10 \
+                          --connections 8 --method POST --body z -H B:2 --warmup 1",
+        )
+        .unwrap();
+        assert_eq!((args.duration, args.warmup), (Duration::from_secs(5), Duration::from_secs(1)));
+        let [a, b] = &args.targets[..] else { panic!("two targets") };
+        assert_eq!(
+            (a.url.as_str(), &a.headers[..], a.rate, a.connections),
+            ("http://a:1/x", &["A:1".to_owned()][..], 100.0, 64)
+        );
+        assert_eq!((a.method.as_str(), &a.body), ("GET", &None));
+        assert_eq!(
+            (b.url.as_str(), &b.headers[..], b.rate, b.connections),
+            ("http://b:2/y", &["B:2".to_owned()][..], 10.0, 8)
+        );
+        assert_eq!((b.method.as_str(), b.body.as_deref()), ("POST", Some("z")));
+    }
+
+    #[test]
+    fn a_target_needs_a_url_and_a_rate() {
+        assert!(parse("--rate 100 --url http://a:1/").unwrap_err().contains("after a --url"));
+        assert!(parse("--url http://a:1/").is_err(), "no rate");
+        assert!(parse("--url http://a:1/ --rate 5 --url http://b:1/").is_err(), "the second has no rate");
+        assert!(parse("--duration 5").is_err(), "no target");
+        assert!(parse("--url http://a:1/ --rate x").unwrap_err().contains("--rate"));
+    }
+
+    #[test]
+    fn two_targets_run_at_once_each_at_its_rate() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for socket in listener.incoming() {
+                let mut socket = BufReader::new(socket.unwrap());
+                std::thread::spawn(move || {
+                    let mut line = String::new();
+                    loop {
+                        let mut first = String::new();
+                        if socket.read_line(&mut first).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        while socket.read_line(&mut line).is_ok() && line.trim_end() != "" {
+                            line.clear();
+                        }
+                        let status = if first.contains("/b") { "404 Not Found" } else { "200 OK" };
+                        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\nok");
+                        if socket.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let args = parse(&format!(
+            "--warmup 0.2 --duration 1 --url http://{authority}/a --rate 200 --connections 4 \
+             --url http://{authority}/b --rate 50 --connections 2"
+        ))
+        .unwrap();
+        let start = Instant::now() + Duration::from_millis(50);
+        let launched: Vec<_> =
+            args.targets.iter().map(|t| launch(t, start, args.warmup, args.duration).unwrap()).collect();
+        let tallies: Vec<Tally> = launched.into_iter().map(|w| gather(w).unwrap()).collect();
+        // Exactly the requests due in the measured second, whatever the host's pace.
+        assert_eq!((tallies[0].latency.len(), tallies[0].non_2xx, tallies[0].errors), (200, 0, 0));
+        assert_eq!((tallies[1].latency.len(), tallies[1].non_2xx, tallies[1].errors), (50, 50, 0));
+        assert!(tallies[0].latency.is_sorted());
     }
 
     #[test]

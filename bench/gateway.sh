@@ -549,15 +549,18 @@ measure_paired() {
         "$(ms $(($(field "$result" p99_us) - $(field "$probe" p99_us))))" >&2
 }
 
+# awk: sorts x[1..n] in place (a handful of rounds: insertion sort) and returns its median.
+AWK_MEDIAN='
+    function median(x, n,   j, k, t) {
+        for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k - 1] > x[k]; k--) { t = x[k]; x[k] = x[k - 1]; x[k - 1] = t }
+        return n % 2 ? x[(n + 1) / 2] : int((x[n / 2] + x[n / 2 + 1]) / 2)
+    }'
+
 # "median min max" over the rounds of an arm's paired p99 less its probes' (µs).
 paired_added() {
-    printf '%s\n' "${PAIRED[@]}" | awk -v s="$1" -v a="$2" '
+    printf '%s\n' "${PAIRED[@]}" | awk -v s="$1" -v a="$2" "$AWK_MEDIAN"'
         $1 == s && $2 == a { x[++n] = $5 - $7 }
-        END {
-            if (!n) exit
-            for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k - 1] > x[k]; k--) { t = x[k]; x[k] = x[k - 1]; x[k - 1] = t }
-            print (n % 2 ? x[(n + 1) / 2] : int((x[n / 2] + x[n / 2 + 1]) / 2)), x[1], x[n]
-        }'
+        END { if (n) { m = median(x, n); print m, x[1], x[n] } }'
 }
 
 # The figures of one arm from RESULTS ("peak", or the first fixed rate: "half"):
@@ -565,14 +568,9 @@ paired_added() {
 lookup() {
     local shape=$1 arm=$2 load=$3
     [ "$load" != half ] || load=${HALF[$shape]}
-    printf '%s\n' "${RESULTS[@]}" | awk -v s="$shape" -v a="$arm" -v l="$load" '
-        $1 == s && $2 == a && $3 == l { n++; for (i = 4; i <= 6; i++) v[i, n] = $i; errors += $7 }
-        function median(i,   j, k, t, x) {
-            for (j = 1; j <= n; j++) x[j] = v[i, j]
-            for (j = 2; j <= n; j++) for (k = j; k > 1 && x[k - 1] > x[k]; k--) { t = x[k]; x[k] = x[k - 1]; x[k - 1] = t }
-            return n % 2 ? x[(n + 1) / 2] : int((x[n / 2] + x[n / 2 + 1]) / 2)
-        }
-        END { if (n) print median(4), median(5), median(6), errors }'
+    printf '%s\n' "${RESULTS[@]}" | awk -v s="$shape" -v a="$arm" -v l="$load" "$AWK_MEDIAN"'
+        $1 == s && $2 == a && $3 == l { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; errors += $7 }
+        END { if (n) print median(rps, n), median(p50, n), median(p99, n), errors }'
 }
 
 declare -A HALF # shape → the first fixed rate it ran at

@@ -38,7 +38,7 @@ pub const CATCH_UP: i64 = 1_000;
 /// Under this wait (ms) it moves back to its own thread.
 pub const CAUGHT_UP: i64 = 200;
 
-type Job = (Vec<Entry>, oneshot::Sender<Result<Vec<Chain>, StoreError>>);
+pub(crate) type Job = (Vec<Entry>, oneshot::Sender<Result<Vec<Chain>, StoreError>>);
 
 /// What the storing thread writes through.
 enum Own {
@@ -107,6 +107,14 @@ impl Storer {
     /// Whether batches are being stored on the serving runtime, to catch up.
     pub fn is_catching_up(&self) -> bool {
         self.catching_up.load(Ordering::Relaxed)
+    }
+
+    /// A storer whose thread is the caller: it is handed the jobs, and stops
+    /// when it drops them.
+    #[cfg(test)]
+    pub(crate) fn on_channel(store: AuditStore) -> (Storer, mpsc::UnboundedReceiver<Job>) {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        (Storer { jobs, store, catching_up: Arc::new(AtomicBool::new(false)) }, rx)
     }
 }
 

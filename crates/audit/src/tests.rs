@@ -94,6 +94,7 @@ on_both_backends!(
     lists_are_per_chain_paged_and_filtered,
     the_consumer_stores_what_the_stream_carries,
     a_storer_left_behind_catches_up_and_then_steps_back,
+    a_storer_whose_thread_stopped_stores_on_the_serving_runtime,
     file_exports_append_lines_and_failed_webhooks_back_off,
 );
 
@@ -338,15 +339,21 @@ async fn the_consumer_stores_what_the_stream_carries(target: &DatabaseTarget) {
     task.abort();
 }
 
+/// The stream entries a bus hands the consumer for these events.
+fn entries(events: &[AuditEvent]) -> Vec<anno_bus::Entry> {
+    let payload = |e| serde_json::to_string(e).unwrap();
+    events.iter().map(|e| anno_bus::Entry::json(e.id.clone(), payload(e))).collect()
+}
+
+/// Dates the events `ms`.
+fn at(events: &mut [AuditEvent], ms: i64) {
+    events.iter_mut().for_each(|e| e.time = Timestamp(ms));
+}
+
 async fn a_storer_left_behind_catches_up_and_then_steps_back(target: &DatabaseTarget) {
     let store = store_on(target).await;
     let storer = crate::Storer::start(store.clone()).unwrap();
     let tenant = TenantId::generate();
-    let entries = |events: &[AuditEvent]| -> Vec<anno_bus::Entry> {
-        let payload = |e| serde_json::to_string(e).unwrap();
-        events.iter().map(|e| anno_bus::Entry::json(e.id.clone(), payload(e))).collect()
-    };
-    let at = |events: &mut Vec<AuditEvent>, ms: i64| events.iter_mut().for_each(|e| e.time = Timestamp(ms));
     let now = anno_tenancy::now_ms();
     // Events that waited 5 s: stored, and the next batch is stored here.
     let mut old = events(Some(&tenant), 3);
@@ -367,6 +374,35 @@ async fn a_storer_left_behind_catches_up_and_then_steps_back(target: &DatabaseTa
     let report = store.verify(Some(&Chain::Tenant(tenant))).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.events(), 8);
+}
+
+async fn a_storer_whose_thread_stopped_stores_on_the_serving_runtime(target: &DatabaseTarget) {
+    let store = store_on(target).await;
+    let (storer, mut thread) = crate::Storer::on_channel(store.clone());
+    let tenant = TenantId::generate();
+    let mut batch = events(Some(&tenant), 5);
+    at(&mut batch, anno_tenancy::now_ms());
+    let (first, rest) = batch.split_at(2);
+    // The thread takes a batch and stops (it panicked) without answering: the
+    // batch fails, for the consumer to hand over again.
+    let stopping = tokio::spawn(async move {
+        let job = thread.recv().await;
+        drop(thread);
+        drop(job);
+    });
+    let failed = storer.store(entries(first)).await.unwrap_err();
+    assert!(matches!(failed, anno_store::StoreError::Unavailable(_)), "{failed:?}");
+    stopping.await.unwrap();
+    assert!(!storer.is_catching_up());
+    // Handed over again, it is stored on the serving runtime, and so is every
+    // batch after it: fresh as they are, there is no thread to go back to.
+    assert_eq!(storer.store(entries(first)).await.unwrap(), vec![Chain::Tenant(tenant.clone())]);
+    assert!(storer.is_catching_up());
+    storer.store(entries(rest)).await.unwrap();
+    assert!(storer.is_catching_up());
+    let report = store.verify(Some(&Chain::Tenant(tenant))).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events(), 5);
 }
 
 /// The nice values of this process's threads named `comm`.

@@ -11,13 +11,12 @@
 
 use crate::chain::{Chain, GENESIS};
 use crate::event::AuditEvent;
-use crate::store::{COLUMNS, by_chain, extend, int};
+use crate::store::{COLUMNS, INSERT_COLUMNS, by_chain, extend, int};
 use anno_store::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// A connection of the storing thread's own to the trail's SQLite file.
 pub struct Appender {
@@ -29,8 +28,7 @@ impl Appender {
     pub fn open(path: &Path) -> Result<Appender, StoreError> {
         let conn = Connection::open(path).map_err(error)?;
         // As the pool's connections: another connection writing waits, it does not fail.
-        conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(error)?;
+        conn.execute_batch(anno_store::SQLITE_SETTINGS).map_err(error)?;
         Ok(Appender { conn })
     }
 
@@ -119,7 +117,7 @@ impl Appender {
 fn insert_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
-        let placeholders: Vec<String> = (1..=COLUMNS.split(", ").count() + 1).map(|n| format!("?{n}")).collect();
+        let placeholders: Vec<String> = (1..=INSERT_COLUMNS).map(|n| format!("?{n}")).collect();
         format!("INSERT INTO audit_events ({COLUMNS}, stored_at) VALUES ({})", placeholders.join(", "))
     })
 }

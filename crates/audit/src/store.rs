@@ -21,7 +21,7 @@ pub(crate) const COLUMNS: &str = "id, chain, seq, time_ms, actor_kind, actor_id,
      client_ip, user_agent, request_id, request_digest, request_bytes, response_digest, response_bytes, prev_hash, hash";
 
 /// Values bound per stored row: [`COLUMNS`] and `stored_at`.
-const INSERT_COLUMNS: usize = 21;
+pub(crate) const INSERT_COLUMNS: usize = 21;
 /// Rows per `INSERT` at most (a statement size, see [`is_statement_size`]),
 /// well within the bind limits of SQLite (32,766) and Postgres (65,535).
 const INSERT_ROWS: usize = 256;

@@ -118,10 +118,7 @@ impl DatabaseTarget {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
-                        )
-                        .await?;
+                        conn.execute(SQLITE_SETTINGS).await?;
                     }
                     Ok(())
                 })
@@ -131,6 +128,12 @@ impl DatabaseTarget {
         Ok(Db { pool, target: self.clone() })
     }
 }
+
+/// What every connection to a service's SQLite file runs first: the
+/// write-ahead log, so readers never wait for the writer; commits that sync
+/// at checkpoints only; and a writer that finds the file locked waits up to
+/// 5 s rather than failing.
+pub const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;";
 
 /// Where a schema's SQLite file is, in the data directory.
 fn schema_file(dir: &Path, schema: &str) -> PathBuf {
